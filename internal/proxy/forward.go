@@ -1,0 +1,132 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/openqps/openqps/internal/session"
+)
+
+// forwardKey carries the identity and chosen back end of a request from
+// ServeHTTP into the ReverseProxy's Rewrite hook.
+type forwardKey struct{}
+
+type forwarding struct {
+	rq      *request
+	backend *url.URL
+}
+
+// newReverseProxy builds the ReverseProxy of a virtual proxy. Its
+// transport keeps upstream connections alive and reuses them.
+func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:   p.rewrite,
+		Transport: p.transport(),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			f, _ := r.Context().Value(forwardKey{}).(*forwarding)
+			if r.Context().Err() != nil {
+				return // the client went away
+			}
+			p.log.Error("back end failed", "event", "backend.error", "backend", f.backend.Host, "err", err)
+			p.reject(f.rq, http.StatusBadGateway, "back end unavailable", "the back end did not answer; retry shortly")
+		},
+		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	}
+}
+
+var sharedTransport = &http.Transport{
+	Proxy:                 nil, // never send back-end traffic through an environment proxy
+	DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	MaxIdleConns:          1024,
+	MaxIdleConnsPerHost:   256,
+	IdleConnTimeout:       90 * time.Second,
+	ResponseHeaderTimeout: 0, // long polls and engine calls may take their time
+	ExpectContinueTimeout: time.Second,
+	ForceAttemptHTTP2:     false,
+}
+
+func (p *Proxy) transport() http.RoundTripper { return sharedTransport }
+
+// forward sends an authenticated request to a back end of its virtual
+// proxy.
+func (p *Proxy) forward(rq *request) {
+	f := &forwarding{rq: rq, backend: rq.vp.pickBackend()}
+	r := rq.r.WithContext(context.WithValue(rq.r.Context(), forwardKey{}, f))
+	rq.vp.proxy.ServeHTTP(rq.w, r)
+}
+
+// rewrite builds the outgoing request: the back end's URL with the virtual
+// proxy prefix removed from the path, every client-supplied X-Qlik-*
+// header dropped, the identity headers set, and the proxy's own session
+// cookie removed. ReverseProxy has already removed hop-by-hop headers and
+// the client's X-Forwarded-* headers before it calls Rewrite.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	f := pr.In.Context().Value(forwardKey{}).(*forwarding)
+	rq := f.rq
+	out := pr.Out
+
+	out.URL.Scheme = f.backend.Scheme
+	out.URL.Host = f.backend.Host
+	out.URL.Path = singleJoin(f.backend.Path, rq.path)
+	out.URL.RawPath = ""
+	out.URL.RawQuery = rq.r.URL.RawQuery
+	out.Host = f.backend.Host
+
+	for k := range out.Header {
+		if len(k) >= 7 && strings.EqualFold(k[:7], "X-Qlik-") {
+			delete(out.Header, k)
+		}
+	}
+	if c := out.Header["Cookie"]; len(c) > 0 {
+		if kept := withoutCookie(c, rq.vp.cookieName); len(kept) > 0 {
+			out.Header["Cookie"] = kept
+		} else {
+			delete(out.Header, "Cookie")
+		}
+	}
+	s := rq.session
+	out.Header["X-Qlik-User"] = []string{userHeader(s)}
+	out.Header["X-Qlik-Security"] = []string{securityHeader(s)}
+	out.Header["X-Qlik-Virtual-Proxy-Prefix"] = []string{s.Prefix}
+	pr.SetXForwarded()
+}
+
+func singleJoin(base, p string) string {
+	if base == "" || base == "/" {
+		return p
+	}
+	return strings.TrimSuffix(base, "/") + p
+}
+
+// headerEscape URL-encodes a value for X-Qlik-User and X-Qlik-Security as
+// QPS does (UTF-8, percent-encoded), so that "; " or "=" inside a value
+// cannot forge another field.
+func headerEscape(v string) string {
+	return strings.ReplaceAll(url.QueryEscape(v), "+", "%20")
+}
+
+// userHeader is the X-Qlik-User value: UserDirectory=<d>; UserId=<u>.
+func userHeader(s session.Session) string {
+	return "UserDirectory=" + headerEscape(s.UserDirectory) + "; UserId=" + headerEscape(s.UserID)
+}
+
+// securityHeader is the X-Qlik-Security value carrying the session's
+// attributes: SecureRequest=true; Context=AppAccess; Group=Sales; ...
+func securityHeader(s session.Session) string {
+	var b strings.Builder
+	b.WriteString("SecureRequest=true; Context=AppAccess;")
+	for _, a := range s.Attributes {
+		b.WriteByte(' ')
+		b.WriteString(headerEscape(a.Key))
+		b.WriteByte('=')
+		b.WriteString(headerEscape(a.Value))
+		b.WriteByte(';')
+	}
+	return b.String()
+}

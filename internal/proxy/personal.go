@@ -1,0 +1,84 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/openqps/openqps/internal/session"
+)
+
+// personal serves QPS's personal API under /{prefix}/qps/: the current
+// user (GET /qps/user) and logout (DELETE /qps/user). It answers in
+// camelCase, as QPS does. Nothing under /qps/ is forwarded to a back end.
+func (p *Proxy) personal(rq *request) {
+	switch rq.path {
+	case "/qps/user", "/qps/user/":
+	default:
+		p.reject(rq, http.StatusNotFound, "unknown personal API path", "the personal API offers GET and DELETE /"+prefixSlash(rq.vp.cfg.Prefix)+"qps/user")
+		return
+	}
+	switch rq.r.Method {
+	case http.MethodGet, http.MethodHead:
+		p.currentUser(rq)
+	case http.MethodDelete:
+		p.logout(rq)
+	default:
+		rq.w.Header().Set("Allow", "GET, DELETE")
+		p.reject(rq, http.StatusMethodNotAllowed, "method not allowed", "use GET or DELETE")
+	}
+}
+
+type personalUser struct {
+	UserDirectory string `json:"userDirectory,omitempty"`
+	UserID        string `json:"userId,omitempty"`
+	UserName      string `json:"userName,omitempty"`
+	LogoutURI     string `json:"logoutUri,omitempty"`
+	Session       string `json:"session,omitempty"`
+}
+
+func (p *Proxy) currentUser(rq *request) {
+	if !rq.authed {
+		writeJSON(rq.w, http.StatusOK, personalUser{Session: "inactive"})
+		return
+	}
+	s := rq.session
+	writeJSON(rq.w, http.StatusOK, personalUser{
+		UserDirectory: s.UserDirectory,
+		UserID:        s.UserID,
+		UserName:      s.UserID,
+		LogoutURI:     rq.scheme + "://" + rq.r.Host + "/" + prefixSlash(s.Prefix) + "qps/user",
+	})
+}
+
+func (p *Proxy) logout(rq *request) {
+	if rq.authed {
+		_, err := p.store.Delete(rq.r.Context(), rq.session.Prefix, rq.session.ID)
+		if err != nil && !errors.Is(err, session.ErrNotFound) {
+			p.storeFailed(rq, err)
+			return
+		}
+		p.log.Info("user logged out", "event", "session.logged_out", "vp", rq.session.Prefix,
+			"user_directory", rq.session.UserDirectory, "user_id", rq.session.UserID, "session", session.Redact(rq.session.ID))
+	}
+	rq.vp.clearCookie(rq)
+	rq.w.WriteHeader(http.StatusNoContent)
+}
+
+func prefixSlash(prefix string) string {
+	if prefix == "" {
+		return ""
+	}
+	return prefix + "/"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, _ := json.Marshal(v)
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(body)
+}

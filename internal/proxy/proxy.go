@@ -1,0 +1,296 @@
+// Package proxy is openqps's front end: it picks the virtual proxy by the
+// first path segment, recognises the browser by its session cookie or a
+// login ticket, sends strangers to the login module, and forwards
+// everything else to a back end with the identity attached.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/session"
+)
+
+// Options are the parts of a Proxy that are not configuration.
+type Options struct {
+	// APIPort is the port the trusted API listens on, used to build
+	// proxyRestUri when api.public_url is empty.
+	APIPort int
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+	// Local serves paths outside every virtual proxy, before routing
+	// (the demo login module under /demo-login/). May be nil.
+	Local map[string]http.Handler
+}
+
+// Proxy is the front-end handler. It is safe for concurrent use;
+// SetConfig may be called while it serves (a reload).
+type Proxy struct {
+	store  session.Store
+	log    *slog.Logger
+	opts   Options
+	routes atomic.Pointer[routes]
+}
+
+// New returns a front end for cfg that keeps sessions in store.
+func New(cfg *config.Config, store session.Store, log *slog.Logger, opts Options) (*Proxy, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	p := &Proxy{store: store, log: log, opts: opts}
+	if err := p.SetConfig(cfg); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// SetConfig makes cfg apply to requests that start after it returns.
+func (p *Proxy) SetConfig(cfg *config.Config) error {
+	rt, err := newRoutes(cfg, p)
+	if err != nil {
+		return err
+	}
+	p.routes.Store(rt)
+	return nil
+}
+
+// request is one front-end request on its way through the handlers.
+type request struct {
+	w       http.ResponseWriter
+	r       *http.Request
+	routes  *routes
+	vp      *virtualProxy
+	path    string // clean path without the virtual proxy prefix
+	scheme  string // scheme the browser used
+	session session.Session
+	authed  bool
+	// answered is set once a response was written (e.g. the redirect
+	// that drops a redeemed ticket from the URL).
+	answered bool
+}
+
+// ServeHTTP handles one front-end request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rq := &request{w: w, r: r, routes: p.routes.Load(), scheme: "http"}
+	if r.TLS != nil {
+		rq.scheme = "https"
+	}
+	clean, err := cleanPath(r.URL.Path, r.URL.EscapedPath())
+	if err != nil {
+		p.reject(rq, http.StatusBadRequest, "invalid path", err.Error())
+		return
+	}
+	first, rest := splitPrefix(clean)
+	if h := p.opts.Local[first]; h != nil {
+		h.ServeHTTP(w, r)
+		return
+	}
+	if vp := rq.routes.byPrefix[strings.ToLower(first)]; vp != nil && first != "" {
+		rq.vp, rq.path = vp, rest
+	} else if rq.routes.def != nil {
+		rq.vp, rq.path = rq.routes.def, clean
+	} else {
+		p.reject(rq, http.StatusNotFound, "unknown virtual proxy", fmt.Sprintf("no virtual proxy has the prefix %q and there is no default virtual proxy", first))
+		return
+	}
+	rq.vp.addResponseHeaders(w)
+
+	if err := p.authenticate(rq); err != nil {
+		p.storeFailed(rq, err)
+		return
+	}
+	if rq.answered {
+		return
+	}
+	if strings.HasPrefix(rq.path, "/qps/") || rq.path == "/qps" {
+		p.personal(rq)
+		return
+	}
+	if !rq.authed {
+		p.challenge(rq)
+		return
+	}
+	p.forward(rq)
+}
+
+// authenticate finds the session of the request: its cookie first, then
+// a ticket in the query. It returns an error only when the store failed;
+// an unknown or missing session leaves rq.authed false.
+func (p *Proxy) authenticate(rq *request) error {
+	ctx := rq.r.Context()
+	var storeErr error
+	cookieValues(rq.r.Header["Cookie"], rq.vp.cookieName, func(id string) bool {
+		s, err := p.store.Get(ctx, rq.vp.cfg.Prefix, id)
+		switch {
+		case err == nil:
+			rq.session, rq.authed = s, true
+			return true
+		case !errors.Is(err, session.ErrNotFound):
+			storeErr = err
+			return true
+		}
+		return false
+	})
+	if storeErr != nil {
+		return storeErr
+	}
+	if rq.authed {
+		now := p.opts.Now()
+		if err := p.store.Touch(ctx, rq.session.Prefix, rq.session.ID, now); err != nil && !errors.Is(err, session.ErrNotFound) {
+			return err
+		}
+		return nil
+	}
+	return p.redeemTicket(rq)
+}
+
+// redeemTicket turns a qlikTicket query parameter into a session. On
+// success the session cookie is set on this very response.
+func (p *Proxy) redeemTicket(rq *request) error {
+	raw, rest, found := queryParamFold(rq.r.URL.RawQuery, "qlikticket")
+	if !found {
+		return nil
+	}
+	id, err := url.QueryUnescape(raw)
+	if err != nil || id == "" {
+		p.log.Warn("ticket rejected", "event", "ticket.rejected", "vp", rq.vp.cfg.Prefix, "reason", "malformed", "remote", rq.r.RemoteAddr)
+		return nil
+	}
+	ctx := rq.r.Context()
+	t, err := p.store.TakeTicket(ctx, id)
+	if errors.Is(err, session.ErrNotFound) {
+		p.log.Warn("ticket rejected", "event", "ticket.rejected", "vp", rq.vp.cfg.Prefix, "ticket", session.Redact(id),
+			"reason", "unknown, expired or already used", "remote", rq.r.RemoteAddr)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if t.Prefix != rq.vp.cfg.Prefix {
+		p.log.Warn("ticket rejected", "event", "ticket.rejected", "vp", rq.vp.cfg.Prefix, "ticket", session.Redact(id),
+			"reason", fmt.Sprintf("issued for virtual proxy %q", t.Prefix), "remote", rq.r.RemoteAddr)
+		return nil
+	}
+	now := p.opts.Now()
+	s := session.Session{
+		Prefix: t.Prefix, ID: session.NewID(), UserDirectory: t.UserDirectory, UserID: t.UserID,
+		Attributes: t.Attributes, Created: now, LastUsed: now, Timeout: rq.vp.cfg.SessionInactivityTimeout,
+	}
+	if err := p.store.Add(ctx, s); err != nil {
+		return fmt.Errorf("add session for redeemed ticket: %w", err)
+	}
+	p.log.Info("ticket redeemed", "event", "ticket.redeemed", "vp", s.Prefix, "user_directory", s.UserDirectory,
+		"user_id", s.UserID, "ticket", session.Redact(id), "session", session.Redact(s.ID), "remote", rq.r.RemoteAddr)
+	rq.session, rq.authed = s, true
+	rq.vp.setCookie(rq, s.ID)
+	rq.r.URL.RawQuery = rest
+	if rq.r.Method == http.MethodGet && !isUpgrade(rq.r) {
+		// A navigation: drop the ticket from the address bar and from
+		// history, so it is neither replayed nor leaked via Referer.
+		u := *rq.r.URL
+		u.Scheme, u.Host = "", ""
+		u.RawQuery = rest
+		rq.w.Header().Set("Location", u.RequestURI())
+		rq.w.Header().Set("Cache-Control", "no-store")
+		rq.w.WriteHeader(http.StatusFound)
+		rq.answered = true
+	}
+	return nil
+}
+
+// challenge answers a request that has no session: a browser navigation
+// goes to the login module; anything else gets 401.
+func (p *Proxy) challenge(rq *request) {
+	vp := rq.vp
+	if vp.cfg.AuthenticationModuleRedirectURI == "" {
+		p.reject(rq, http.StatusUnauthorized, "not authenticated", fmt.Sprintf("virtual proxy %q has no authentication module (authentication_module_redirect_uri); a login module must create a session through the trusted API", vp.cfg.Prefix))
+		return
+	}
+	if (rq.r.Method != http.MethodGet && rq.r.Method != http.MethodHead) || isUpgrade(rq.r) {
+		p.reject(rq, http.StatusUnauthorized, "not authenticated", "no valid session: open the page in a browser to log in, or send the session cookie "+vp.cookieName)
+		return
+	}
+	target := session.Target{
+		ID:      newGUID(),
+		Prefix:  vp.cfg.Prefix,
+		URI:     p.originalURL(rq),
+		Expires: p.opts.Now().Add(rq.routes.cfg.Sessions.TargetTTL),
+	}
+	if err := p.store.PutTarget(rq.r.Context(), target); err != nil {
+		p.storeFailed(rq, err)
+		return
+	}
+	login := vp.cfg.AuthenticationModuleRedirectURI
+	if strings.HasPrefix(login, "/") {
+		login = rq.scheme + "://" + rq.r.Host + login
+	}
+	sep := "?"
+	if strings.Contains(login, "?") {
+		sep = "&"
+	}
+	loc := login + sep + "proxyRestUri=" + url.QueryEscape(p.proxyRestURI(rq)) + "&targetId=" + url.QueryEscape(target.ID)
+	rq.w.Header().Set("Location", loc)
+	rq.w.Header().Set("Cache-Control", "no-store")
+	rq.w.WriteHeader(http.StatusFound)
+	p.log.Debug("sent to login module", "vp", vp.cfg.Prefix, "target", session.Redact(target.ID))
+}
+
+// originalURL is the exact URL the browser asked for.
+func (p *Proxy) originalURL(rq *request) string {
+	if pub := rq.routes.cfg.Frontend.PublicURL; pub != "" {
+		return strings.TrimSuffix(pub, "/") + rq.r.RequestURI
+	}
+	return rq.scheme + "://" + rq.r.Host + rq.r.RequestURI
+}
+
+// proxyRestURI is the trusted API base of the request's virtual proxy,
+// with an explicit port and a trailing slash, as login modules join
+// "ticket" onto it.
+func (p *Proxy) proxyRestURI(rq *request) string {
+	base := rq.routes.cfg.API.PublicURL
+	if base == "" {
+		host := rq.r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		base = "https://" + net.JoinHostPort(host, strconv.Itoa(p.opts.APIPort))
+	}
+	base = strings.TrimSuffix(base, "/") + "/qps/"
+	if prefix := rq.vp.cfg.Prefix; prefix != "" {
+		base += prefix + "/"
+	}
+	return base
+}
+
+func (p *Proxy) storeFailed(rq *request, err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	p.log.Error("session store failed", "event", "store.error", "vp", rq.vp.cfg.Prefix, "err", err)
+	p.reject(rq, http.StatusServiceUnavailable, "session store unavailable", "the session store cannot be reached; retry shortly")
+}
+
+func isUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" && headerHasToken(r.Header, "Connection", "upgrade")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h[http.CanonicalHeaderKey(name)] {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
