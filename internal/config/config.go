@@ -25,6 +25,8 @@ type Config struct {
 	Store          Store          `yaml:"store"`
 	Sessions       Sessions       `yaml:"sessions"`
 	Log            Log            `yaml:"log"`
+	Metrics        Metrics        `yaml:"metrics"`
+	Audit          Audit          `yaml:"audit"`
 	VirtualProxies []VirtualProxy `yaml:"virtual_proxies"`
 
 	// Demo is true when no configuration file was given: the built-in
@@ -40,8 +42,12 @@ type Frontend struct {
 	// for TargetUri when the request's own host is not what browsers see
 	// (behind a load balancer). Empty: taken from the request.
 	PublicURL string `yaml:"public_url"`
-	// MaxBodyBytes bounds nothing on proxied traffic (bodies stream), but
-	// bounds the personal API's bodies.
+	// HTTPListen is an optional plain-HTTP listener; its session cookies
+	// get QPS's "-HTTP" suffix.
+	HTTPListen string `yaml:"http_listen"`
+	// ShutdownTimeout bounds how long a graceful shutdown waits for
+	// in-flight requests.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
 // API is the trusted, mutually authenticated API (QPS port 4243).
@@ -98,6 +104,17 @@ type Log struct {
 	Format string `yaml:"format"` // text | json
 }
 
+// Metrics is the operations listener: Prometheus /metrics, /healthz and
+// /readyz. It is never served on the public front end.
+type Metrics struct {
+	Listen string `yaml:"listen"` // e.g. "127.0.0.1:9090"; empty: off
+}
+
+// Audit is where the audit log (JSON lines) goes.
+type Audit struct {
+	File string `yaml:"file"` // empty: stdout with the rest of the log
+}
+
 // VirtualProxy is one virtual proxy, selected by the first path segment.
 type VirtualProxy struct {
 	Prefix                          string        `yaml:"prefix"`
@@ -107,6 +124,13 @@ type VirtualProxy struct {
 	SessionInactivityTimeout        time.Duration `yaml:"session_inactivity_timeout"`
 	AuthenticationModuleRedirectURI string        `yaml:"authentication_module_redirect_uri"`
 	Backends                        []string      `yaml:"backends"`
+
+	// Authentication (issue: ticket API and other methods). Validated in
+	// auth.go.
+	Auth Auth `yaml:",inline"`
+	// Proxying: load balancing, health, websockets, cookies and response
+	// headers. Validated in proxying.go.
+	Proxying Proxying `yaml:",inline"`
 
 	// BackendURLs are the parsed Backends, filled in by validation.
 	BackendURLs []*url.URL `yaml:"-"`
@@ -243,11 +267,10 @@ func (c *Config) finish(root *yaml.Node) error {
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
 	}
-	if len(c.VirtualProxies) == 0 {
-		c.VirtualProxies = []VirtualProxy{{Prefix: ""}}
-	}
-
 	v := validator{root: root}
+	if len(c.VirtualProxies) == 0 {
+		v.fail("virtual_proxies", "name at least one virtual proxy, e.g. {prefix: \"\", backends: [\"http://127.0.0.1:9000\"]}")
+	}
 	v.listen("frontend.listen", c.Frontend.Listen)
 	v.listen("api.listen", c.API.Listen)
 	v.optionalURL("frontend.public_url", c.Frontend.PublicURL)
@@ -299,6 +322,8 @@ func (c *Config) finish(root *yaml.Node) error {
 		vp := &c.VirtualProxies[i]
 		at := fmt.Sprintf("virtual_proxies[%d]", i)
 		v.virtualProxy(at, vp, c.Demo)
+		v.auth(at, vp)
+		v.proxying(at, vp)
 		if j, dup := prefixes[vp.Prefix]; dup {
 			v.fail(at+".prefix", fmt.Sprintf("%q is already the prefix of virtual_proxies[%d]", vp.Prefix, j))
 		}
@@ -428,11 +453,11 @@ func lineOf(root *yaml.Node, key string) int {
 			name = part[:i]
 			fmt.Sscanf(part[i:], "[%d]", &index)
 		}
-		next := mappingValue(n, name)
+		key, next := mappingEntry(n, name)
 		if next == nil {
 			return line
 		}
-		line = next.Line
+		line = key.Line
 		n = next
 		if index >= 0 {
 			if n.Kind != yaml.SequenceNode || index >= len(n.Content) {
@@ -445,14 +470,15 @@ func lineOf(root *yaml.Node, key string) int {
 	return line
 }
 
-func mappingValue(n *yaml.Node, key string) *yaml.Node {
+// mappingEntry returns the key and value nodes of key in a mapping.
+func mappingEntry(n *yaml.Node, key string) (k, v *yaml.Node) {
 	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
+		return nil, nil
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == key {
-			return n.Content[i+1]
+			return n.Content[i], n.Content[i+1]
 		}
 	}
-	return nil
+	return nil, nil
 }

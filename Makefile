@@ -1,0 +1,28 @@
+# Targets a newcomer expects. `make run` and `make test` are the README's
+# two commands.
+.PHONY: run build test unit lint bench interop fuzz
+
+run:
+	go run ./cmd/openqps serve
+
+build:
+	go build -o bin/openqps ./cmd/openqps
+
+test:
+	scripts/test.sh
+
+unit:
+	go test -race ./...
+
+lint:
+	gofmt -l . | tee /dev/stderr | (! read)
+	go vet ./...
+
+bench:
+	go test -run XXX -bench . -benchmem ./...
+
+interop:
+	cd interop && npm ci --no-audit --no-fund --silent && node --test
+
+fuzz:
+	FUZZTIME=$${FUZZTIME:-10s} scripts/fuzz.sh

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/server"
+)
+
+func serveCommand() *cobra.Command {
+	var configFile, dataDir string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the proxy: the trusted API (:4243) and the front end (:8443); with no --config, the demo",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(configFile)
+			if err != nil {
+				return err
+			}
+			if dataDir != "" {
+				cfg.DataDir = dataDir
+			}
+			log := newLogger(cfg.Log)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv, err := server.Start(ctx, server.Options{Config: cfg, Log: log})
+			if err != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+			case err = <-srv.Err():
+			}
+			log.Info("shutting down")
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if serr := srv.Shutdown(shutdownCtx); serr != nil && err == nil {
+				err = serr
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&configFile, "config", "", "YAML configuration file (none: the demo setup)")
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory for certificates and the session store (default from the config, else ./openqps-data)")
+	return cmd
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Demo(), nil
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+func newLogger(c config.Log) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,221 @@
+// Package e2e runs openqps's real listeners on 127.0.0.1 with real TLS and
+// certificates from internal/pki, in front of a real back end, and drives
+// them as login modules and browsers do.
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/qpsapi"
+	"github.com/openqps/openqps/internal/server"
+	"github.com/openqps/openqps/internal/session"
+	"github.com/openqps/openqps/internal/session/storetest"
+)
+
+// backend is a real HTTP back end that records every request it receives
+// and answers with a per-run random token, so a test can tell that its
+// answer really came from here.
+type backend struct {
+	URL   string
+	Token string
+	mu    sync.Mutex
+	seen  []*http.Request
+}
+
+func newBackend(t *testing.T) *backend {
+	t.Helper()
+	b := &backend{Token: randomHex(8)}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.mu.Lock()
+		b.seen = append(b.seen, r.Clone(context.Background()))
+		b.mu.Unlock()
+		w.Header().Set("X-Backend-Token", b.Token)
+		io.WriteString(w, "backend "+b.Token+" user="+r.Header.Get("X-Qlik-User"))
+	})}
+	ln := listenLoopback(t)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	b.URL = "http://" + ln.Addr().String()
+	return b
+}
+
+// requests returns what the back end has received so far.
+func (b *backend) requests() []*http.Request {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]*http.Request(nil), b.seen...)
+}
+
+func (b *backend) last(t *testing.T) *http.Request {
+	t.Helper()
+	rs := b.requests()
+	if len(rs) == 0 {
+		t.Fatal("the back end received no request")
+	}
+	return rs[len(rs)-1]
+}
+
+// openqps is one running openqps with its clients.
+type openqps struct {
+	*server.Server
+	Backend  *backend
+	Clock    *storetest.Clock
+	API      *qpsapi.Client
+	LoginURI string
+}
+
+const loginModuleURI = "https://login.example.test/login"
+
+// start runs openqps with the default virtual proxy and "sessionvp" in
+// front of a recording back end; edit may change the configuration.
+func start(t *testing.T, edit func(*config.Config)) *openqps {
+	t.Helper()
+	be := newBackend(t)
+	yaml := `
+data_dir: ` + t.TempDir() + `
+frontend: {listen: "127.0.0.1:0"}
+api: {listen: "127.0.0.1:0"}
+store: {type: memory}
+log: {level: debug}
+virtual_proxies:
+  - prefix: ""
+    authentication_module_redirect_uri: ` + loginModuleURI + `
+    backends: ["` + be.URL + `"]
+  - prefix: sessionvp
+    session_cookie_name: X-Qlik-Session-sessionvp
+    session_inactivity_timeout: 30m
+    authentication_module_redirect_uri: ` + loginModuleURI + `
+    backends: ["` + be.URL + `"]
+`
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(cfg)
+	}
+	clock := storetest.NewClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	store := session.NewMemory(session.WithClock(clock.Now))
+	t.Cleanup(func() { store.Close() })
+	srv, err := server.Start(context.Background(), server.Options{
+		Config: cfg, Log: testLogger(t), Store: store, Now: clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return &openqps{
+		Server: srv, Backend: be, Clock: clock, LoginURI: loginModuleURI,
+		API: qpsapi.NewClient("https://"+srv.APIAddr, srv.Certs.ClientTLS()),
+	}
+}
+
+// frontURL is the front end's URL for a path.
+func (o *openqps) frontURL(path string) string { return "https://" + o.FrontendAddr + path }
+
+// apiURL is the trusted API's URL for a path.
+func (o *openqps) apiURL(path string) string { return "https://" + o.APIAddr + path }
+
+// browser is an HTTPS client that trusts openqps's CA, keeps cookies and
+// does not follow redirects (tests look at each one).
+func (o *openqps) browser(t *testing.T) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{
+		Jar:           jar,
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: o.Certs.CAPool}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       10 * time.Second,
+	}
+}
+
+// apiClient is a raw HTTPS client for the trusted API with the given
+// client certificates (none: no certificate).
+func (o *openqps) apiClient(certs ...tls.Certificate) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: o.Certs.CAPool, Certificates: certs}},
+		Timeout:   10 * time.Second,
+	}
+}
+
+// setCookie puts a cookie for the front end into a browser's jar.
+func (o *openqps) setCookie(t *testing.T, c *http.Client, name, value string) {
+	t.Helper()
+	u, _ := url.Parse(o.frontURL("/"))
+	c.Jar.SetCookies(u, []*http.Cookie{{Name: name, Value: value, Path: "/"}})
+}
+
+func (o *openqps) addSession(t *testing.T, prefix, dir, user, id string, attrs ...session.Attribute) {
+	t.Helper()
+	_, err := o.API.AddSession(context.Background(), prefix, qpsapi.UserRequest{UserDirectory: dir, UserId: user, SessionId: id, Attributes: attrs})
+	if err != nil {
+		t.Fatalf("add session: %v", err)
+	}
+}
+
+func get(t *testing.T, c *http.Client, u string, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
+	}
+	return do(t, c, req)
+}
+
+func do(t *testing.T, c *http.Client, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func certPool(certs ...*x509.Certificate) *x509.CertPool {
+	p := x509.NewCertPool()
+	for _, c := range certs {
+		p.AddCert(c)
+	}
+	return p
+}
+
+// testLogger sends openqps's log to the test's log.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}

@@ -1,0 +1,246 @@
+// Package server assembles one openqps process: certificates, the session
+// store, the trusted API and front-end listeners and, with no
+// configuration, the demo hub and login module. cmd/openqps and the
+// end-to-end tests start openqps through it.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/demo"
+	"github.com/openqps/openqps/internal/pki"
+	"github.com/openqps/openqps/internal/proxy"
+	"github.com/openqps/openqps/internal/qpsapi"
+	"github.com/openqps/openqps/internal/session"
+)
+
+// Options configure Start.
+type Options struct {
+	Config *config.Config
+	Log    *slog.Logger
+	// Store, when set, is used instead of the one the configuration names
+	// (tests inject a store with a fake clock).
+	Store session.Store
+	// Now is the clock of the API and front end; nil is time.Now.
+	Now func() time.Time
+}
+
+// Server is a running openqps.
+type Server struct {
+	Config   *config.Config
+	Certs    *pki.Bundle
+	Store    session.Store
+	Frontend *proxy.Proxy
+	API      *qpsapi.Server
+
+	// FrontendAddr and APIAddr are the addresses the listeners bound
+	// (useful with port 0).
+	FrontendAddr string
+	APIAddr      string
+	// HubURL is the demo hub's address; empty unless in demo mode.
+	HubURL string
+
+	log      *slog.Logger
+	servers  []*http.Server
+	ownStore bool
+	wg       sync.WaitGroup
+	errs     chan error
+}
+
+// Start opens the listeners and serves until Shutdown.
+func Start(ctx context.Context, opts Options) (_ *Server, err error) {
+	cfg := opts.Config
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{Config: cfg, log: log, errs: make(chan error, 4)}
+	defer func() {
+		if err != nil {
+			s.Shutdown(context.Background())
+		}
+	}()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	if s.Certs, err = loadCerts(cfg, log); err != nil {
+		return nil, err
+	}
+	s.Store = opts.Store
+	if s.Store == nil {
+		if s.Store, err = OpenStore(ctx, cfg, log); err != nil {
+			return nil, err
+		}
+		s.ownStore = true
+	}
+
+	apiLn, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("trusted API: listen on %s: %w", cfg.API.Listen, err)
+	}
+	feLn, err := net.Listen("tcp", cfg.Frontend.Listen)
+	if err != nil {
+		apiLn.Close()
+		return nil, fmt.Errorf("front end: listen on %s: %w", cfg.Frontend.Listen, err)
+	}
+	s.APIAddr, s.FrontendAddr = apiLn.Addr().String(), feLn.Addr().String()
+	_, apiPort, _ := net.SplitHostPort(s.APIAddr)
+	port, _ := strconv.Atoi(apiPort)
+
+	local := map[string]http.Handler{}
+	if cfg.Demo {
+		if err := s.startDemo(local); err != nil {
+			apiLn.Close()
+			feLn.Close()
+			return nil, err
+		}
+	}
+
+	s.API = qpsapi.New(cfg, s.Store, log, opts.Now)
+	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: local})
+	if err != nil {
+		apiLn.Close()
+		feLn.Close()
+		return nil, err
+	}
+
+	apiTLS := s.Certs.APITLS()
+	s.serve(&http.Server{Handler: s.API, TLSConfig: apiTLS}, tls.NewListener(apiLn, apiTLS), "trusted API")
+	feTLS := s.Certs.ServerTLS()
+	s.serve(&http.Server{Handler: s.Frontend, TLSConfig: feTLS}, tls.NewListener(feLn, feTLS), "front end")
+
+	log.Info("openqps started", "frontend", "https://"+displayAddr(s.FrontendAddr), "api", "https://"+displayAddr(s.APIAddr),
+		"store", cfg.Store.Type, "virtual_proxies", len(cfg.VirtualProxies), "demo", cfg.Demo)
+	return s, nil
+}
+
+// startDemo starts the demo hub on a loopback port and points every
+// virtual proxy without a back end or login module at the demo ones.
+func (s *Server) startDemo(local map[string]http.Handler) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("demo hub: %w", err)
+	}
+	s.HubURL = "http://" + ln.Addr().String()
+	s.serve(&http.Server{Handler: demo.Hub()}, ln, "demo hub")
+	hub, _ := url.Parse(s.HubURL)
+	for i := range s.Config.VirtualProxies {
+		vp := &s.Config.VirtualProxies[i]
+		if len(vp.BackendURLs) == 0 {
+			vp.Backends, vp.BackendURLs = []string{s.HubURL}, []*url.URL{hub}
+		}
+		if vp.AuthenticationModuleRedirectURI == "" {
+			vp.AuthenticationModuleRedirectURI = demo.SessionLoginPath
+			if vp.Prefix == "ticketvp" {
+				vp.AuthenticationModuleRedirectURI = demo.TicketLoginPath
+			}
+		}
+	}
+	clientTLS := s.Certs.ClientTLS()
+	clientTLS.ServerName = "localhost"
+	_, port, _ := net.SplitHostPort(s.APIAddr)
+	local[demo.LoginMount] = &demo.LoginModule{
+		API: qpsapi.NewClient("https://127.0.0.1:"+port, clientTLS),
+		CookieName: func(prefix string) (string, bool) {
+			vp, ok := s.Config.VirtualProxy(prefix)
+			if !ok {
+				return "", false
+			}
+			return vp.SessionCookieName, true
+		},
+		Log: s.log,
+	}
+	s.log.Info("demo mode: no configuration file given", "hub", s.HubURL,
+		"try", "https://localhost"+portSuffix(s.FrontendAddr)+"/sessionvp/hub/",
+		"certs", s.Certs.Dir)
+	return nil
+}
+
+func (s *Server) serve(srv *http.Server, ln net.Listener, name string) {
+	srv.ReadHeaderTimeout = 10 * time.Second
+	srv.IdleTimeout = 5 * time.Minute
+	srv.MaxHeaderBytes = 16 << 10
+	srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	s.servers = append(s.servers, srv)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("listener failed", "listener", name, "err", err)
+			s.errs <- fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+}
+
+// Err reports a listener that failed; nil while all serve.
+func (s *Server) Err() <-chan error { return s.errs }
+
+// Shutdown stops accepting, lets in-flight requests finish until ctx
+// ends, and closes the store if Start opened it.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, srv := range s.servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+			srv.Close()
+		}
+	}
+	s.wg.Wait()
+	if s.ownStore && s.Store != nil {
+		errs = append(errs, s.Store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func loadCerts(cfg *config.Config, log *slog.Logger) (*pki.Bundle, error) {
+	if cfg.TLS.CA != "" {
+		b, err := pki.Load(cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		return b, nil
+	}
+	dir := filepath.Join(cfg.DataDir, "certs")
+	b, created, err := pki.Ensure(dir)
+	if err != nil {
+		return nil, fmt.Errorf("certificates: %w", err)
+	}
+	if created {
+		log.Info("created certificates", "dir", dir,
+			"files", "root.pem client.pem client_key.pem client.pfx server.pem server_key.pem")
+	}
+	return b, nil
+}
+
+func displayAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func portSuffix(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	if port == "443" {
+		return ""
+	}
+	return ":" + port
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README and CI run it: vet, unit and
+# end-to-end tests under the race detector, the interoperability suite
+# with real npm clients, and a short run of every fuzz target.
+# Tests that need Redis start their own redis-server on a free port; this
+# script only makes sure the binary is installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { # need BINARY DEBIAN-PACKAGE
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing $2 (needed by the tests)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2") >/dev/null
+  else
+    echo "the tests need $1: install it with 'sudo apt-get install $2' and run again" >&2
+    exit 1
+  fi
+}
+need redis-server redis-server
+
+echo "== go vet"
+go vet ./...
+echo "== go test -race"
+go test -race -count=1 -timeout 10m ./...
+if [ -f interop/package.json ]; then
+  need node nodejs
+  echo "== interop (real npm clients)"
+  make -s interop
+fi
+if [ -x scripts/fuzz.sh ]; then
+  echo "== fuzz (short)"
+  FUZZTIME="${FUZZTIME:-10s}" scripts/fuzz.sh
+fi
