@@ -91,17 +91,17 @@ func (a *Attributes) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// sessionJSON is QPS's session struct; the field order is the order every
+// SessionInfo is QPS's session struct as the API sends it; the field order is the order every
 // QPS document shows and qlik-session-auth's regular expression requires.
-type sessionJSON struct {
+type SessionInfo struct {
 	UserDirectory string
 	UserId        string //nolint:revive // QPS spelling
 	Attributes    Attributes
 	SessionId     string //nolint:revive // QPS spelling
 }
 
-func toJSON(s session.Session) sessionJSON {
-	return sessionJSON{
+func toJSON(s session.Session) SessionInfo {
+	return SessionInfo{
 		UserDirectory: s.UserDirectory,
 		UserId:        s.UserID,
 		Attributes:    Attributes(s.Attributes),
@@ -109,16 +109,16 @@ func toJSON(s session.Session) sessionJSON {
 	}
 }
 
-func toJSONList(list []session.Session) []sessionJSON {
-	out := make([]sessionJSON, 0, len(list))
+func toJSONList(list []session.Session) []SessionInfo {
+	out := make([]SessionInfo, 0, len(list))
 	for _, s := range list {
 		out = append(out, toJSON(s))
 	}
 	return out
 }
 
-// ticketJSON is the answer of the ticket API.
-type ticketJSON struct {
+// TicketInfo is the answer of the ticket API.
+type TicketInfo struct {
 	UserDirectory string
 	UserId        string //nolint:revive // QPS spelling
 	Attributes    Attributes
@@ -126,9 +126,9 @@ type ticketJSON struct {
 	TargetUri     *string //nolint:revive // QPS spelling; null without a TargetId
 }
 
-// userRequest is the body of POST session and POST ticket. encoding/json
+// UserRequest is the body of POST session and POST ticket. encoding/json
 // matches keys case-insensitively, so userId and USERID work too.
-type userRequest struct {
+type UserRequest struct {
 	UserDirectory string
 	UserId        string //nolint:revive // QPS spelling
 	Attributes    Attributes

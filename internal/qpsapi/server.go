@@ -122,7 +122,7 @@ func (s *Server) ticket(c *call) {
 	if !s.allow(c, http.MethodPost) {
 		return
 	}
-	var req userRequest
+	var req UserRequest
 	if !s.decode(c, &req) {
 		return
 	}
@@ -160,7 +160,7 @@ func (s *Server) ticket(c *call) {
 	}
 	s.log.Info("ticket issued", "event", "ticket.issued", "vp", c.vp.Prefix, "user_directory", dir, "user_id", user,
 		"ticket", session.Redact(t.ID), "caller", c.caller)
-	s.reply(c, http.StatusCreated, ticketJSON{
+	s.reply(c, http.StatusCreated, TicketInfo{
 		UserDirectory: dir, UserId: user, Attributes: req.Attributes, Ticket: t.ID, TargetUri: targetURI,
 	})
 }
@@ -191,7 +191,7 @@ func (s *Server) session(c *call) {
 }
 
 func (s *Server) addSession(c *call) {
-	var req userRequest
+	var req UserRequest
 	if !s.decode(c, &req) {
 		return
 	}
@@ -303,7 +303,7 @@ func (s *Server) user(c *call) {
 
 // identity trims and checks the user of a session or ticket request and
 // its attributes.
-func (s *Server) identity(c *call, req userRequest) (dir, user string, ok bool) {
+func (s *Server) identity(c *call, req UserRequest) (dir, user string, ok bool) {
 	dir, err := cleanUser("UserDirectory", req.UserDirectory)
 	if err == nil {
 		user, err = cleanUser("UserId", req.UserId)
