@@ -39,6 +39,9 @@ type Attribute struct {
 // Session is an authenticated browser session of one virtual proxy.
 // The pair (Prefix, ID) is the key; the same ID in another virtual proxy
 // is another session.
+//
+// A Session returned by a Store may share its Attributes slice with the
+// store: treat it as read-only.
 type Session struct {
 	Prefix        string // virtual proxy prefix; "" is the default virtual proxy
 	ID            string // the cookie value

@@ -45,11 +45,11 @@ type Store interface {
 	GetTarget(ctx context.Context, id string) (Target, error)
 
 	// Watch returns a channel of sessions that ended (deleted, logged out,
-	// expired) anywhere — on any node, for shared stores. The channel is
-	// closed when ctx ends. Slow receivers may miss events; the channel is
-	// buffered.
+	// expired) anywhere — on any node, for shared stores — after Watch
+	// returned. The channel is closed when ctx ends or the store is
+	// closed. Slow receivers may miss events; the channel is buffered.
 	Watch(ctx context.Context) <-chan Event
-	// Close releases the store's resources.
+	// Close releases the store's resources. It may be called more than once.
 	Close() error
 }
 
@@ -62,6 +62,7 @@ const (
 	Expired                        // inactivity timeout
 )
 
+// String returns the kind's name as used in logs and metrics.
 func (k EventKind) String() string {
 	switch k {
 	case Deleted:
