@@ -1,6 +1,6 @@
 # Targets a newcomer expects. `make run` and `make test` are the README's
 # two commands.
-.PHONY: run build test unit lint bench interop fuzz
+.PHONY: run build test unit lint bench bench-load interop fuzz
 
 run:
 	go run ./cmd/openqps serve
@@ -26,3 +26,6 @@ interop:
 
 fuzz:
 	FUZZTIME=$${FUZZTIME:-10s} scripts/fuzz.sh
+
+bench-load:
+	bench/run.sh

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 )
 
 func serveCommand() *cobra.Command {
-	var configFile, dataDir string
+	var configFile, dataDir, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the proxy: the trusted API (:4243) and the front end (:8443); with no --config, the demo",
@@ -30,6 +31,13 @@ func serveCommand() *cobra.Command {
 				cfg.DataDir = dataDir
 			}
 			log := newLogger(cfg.Log)
+			if cpuProfile != "" {
+				stopProfile, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stopProfile()
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.Start(ctx, server.Options{Config: cfg, Log: log})
@@ -51,7 +59,22 @@ func serveCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&configFile, "config", "", "YAML configuration file (none: the demo setup)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory for certificates and the session store (default from the config, else ./openqps-data)")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown (for go tool pprof)")
+	cmd.Flags().MarkHidden("cpuprofile")
 	return cmd
+}
+
+// startCPUProfile profiles the process until the returned function runs.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func loadConfig(path string) (*config.Config, error) {

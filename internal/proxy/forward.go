@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/openqps/openqps/internal/session"
@@ -26,8 +27,9 @@ type forwarding struct {
 // transport keeps upstream connections alive and reuses them.
 func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:   p.rewrite,
-		Transport: p.transport(),
+		Rewrite:    p.rewrite,
+		Transport:  p.transport(),
+		BufferPool: copyBuffers,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			f, _ := r.Context().Value(forwardKey{}).(*forwarding)
 			if r.Context().Err() != nil {
@@ -39,6 +41,21 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
 }
+
+// copyBuffers recycles the 32 KB buffers ReverseProxy copies bodies
+// through; without it every proxied response allocates one.
+var copyBuffers = &bufferPool{}
+
+type bufferPool struct{ pool sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if buf, ok := b.pool.Get().(*[]byte); ok {
+		return *buf
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }
 
 var sharedTransport = &http.Transport{
 	Proxy:                 nil, // never send back-end traffic through an environment proxy

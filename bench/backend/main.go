@@ -1,0 +1,30 @@
+// Command backend is the tiny back end the load benchmark measures
+// against: it answers every request with a short body, over plain HTTP
+// and, with -tls-cert/-tls-key, over HTTPS too (for "direct over TLS").
+package main
+
+import (
+	"flag"
+	"log"
+	"net/http"
+	"strconv"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "plain HTTP listen address")
+	tlsAddr := flag.String("tls-addr", "", "HTTPS listen address (needs -tls-cert and -tls-key)")
+	cert := flag.String("tls-cert", "", "server certificate (PEM)")
+	key := flag.String("tls-key", "", "server key (PEM)")
+	flag.Parse()
+
+	body := []byte("hello from the benchmark back end\n")
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+	})
+	if *tlsAddr != "" {
+		go func() { log.Fatal(http.ListenAndServeTLS(*tlsAddr, *cert, *key, h)) }()
+	}
+	log.Fatal(http.ListenAndServe(*addr, h))
+}

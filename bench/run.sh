@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# The load benchmark (make bench-load). In one run on this machine it starts
+# a tiny back end and openqps (and nginx, when installed, as a yardstick),
+# creates a session through the trusted API, and measures with wrk:
+#   direct      -> the back end over plain HTTP (the limit)
+#   openqps     -> through openqps's plain-HTTP front listener, cookie-authenticated
+#   direct-tls  -> the back end over HTTPS
+#   openqps-tls -> through openqps's HTTPS front end, cookie-authenticated
+#   nginx       -> nginx as a plain reverse proxy, no authentication
+# The servers share core 0 (taskset), wrk runs on core 1. Targets alternate
+# over ROUNDS rounds so machine noise hits all alike; the table shows medians.
+# Compare ratios, not absolutes: two cores are shared by load and servers.
+# Traffic goes to 127.0.0.1 only; every wrk run is bounded by DURATION.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5s}
+CONNS=${CONNS:-32}
+
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2") >/dev/null
+  else
+    echo "the benchmark needs $1: sudo apt-get install $2" >&2; exit 1
+  fi
+}
+need wrk wrk
+need taskset util-linux
+need python3 python3
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+waitport() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+
+go build -o "$tmp/openqps" ./cmd/openqps
+go build -o "$tmp/backend" ./bench/backend
+go build -o "$tmp/apiload" ./bench/apiload
+"$tmp/openqps" certs --data-dir "$tmp/data" >/dev/null
+C="$tmp/data/certs"
+
+BP=$(freeport); BTP=$(freeport); FP=$(freeport); HP=$(freeport); AP=$(freeport); NP=$(freeport)
+taskset -c 0 "$tmp/backend" -addr 127.0.0.1:$BP -tls-addr 127.0.0.1:$BTP -tls-cert "$C/server.pem" -tls-key "$C/server_key.pem" &
+pids+=($!)
+
+cat > "$tmp/openqps.yaml" <<YAML
+data_dir: $tmp/data
+frontend: {listen: "127.0.0.1:$FP", http_listen: "127.0.0.1:$HP"}
+api: {listen: "127.0.0.1:$AP"}
+store: {type: ${STORE:-memory}}
+log: {level: warn}
+virtual_proxies:
+  - prefix: bench
+    backends: ["http://127.0.0.1:$BP"]
+YAML
+taskset -c 0 "$tmp/openqps" serve --config "$tmp/openqps.yaml" ${CPUPROFILE:+--cpuprofile "$CPUPROFILE"} 2>"$tmp/openqps.log" &
+OQ=$!; pids+=($OQ)
+waitport $BP; waitport $AP; waitport $FP
+SID=benchsession0123456789abcdef0123
+"$tmp/openqps" session add --api https://127.0.0.1:$AP --certs "$C" --vp bench --user 'BENCH\user1' \
+  --attr Group=A --attr Group=B --id $SID >/dev/null
+
+targets=${TARGETS:-"direct openqps direct-tls openqps-tls"}
+if command -v nginx >/dev/null 2>&1; then
+  mkdir -p "$tmp/nginx"
+  cat > "$tmp/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/nginx; proxy_temp_path $tmp/nginx; fastcgi_temp_path $tmp/nginx;
+  uwsgi_temp_path $tmp/nginx; scgi_temp_path $tmp/nginx;
+  upstream be { server 127.0.0.1:$BP; keepalive 64; }
+  server { listen 127.0.0.1:$NP; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+NGINX
+  taskset -c 0 nginx -c "$tmp/nginx/nginx.conf" -g 'daemon off;' &
+  pids+=($!)
+  waitport $NP
+  [ -z "${TARGETS:-}" ] && targets="$targets nginx"
+fi
+
+url() {
+  case $1 in
+    direct) echo "http://127.0.0.1:$BP/hub/" ;;
+    direct-tls) echo "https://127.0.0.1:$BTP/hub/" ;;
+    openqps) echo "http://127.0.0.1:$HP/bench/hub/" ;;
+    openqps-tls) echo "https://127.0.0.1:$FP/bench/hub/" ;;
+    nginx) echo "http://127.0.0.1:$NP/hub/" ;;
+  esac
+}
+cookie() {
+  case $1 in
+    openqps) echo "X-Qlik-Session-bench-HTTP=$SID" ;;
+    openqps-tls) echo "X-Qlik-Session-bench=$SID" ;;
+    *) echo "X-Qlik-Session-bench=$SID" ;;
+  esac
+}
+cpu_ticks() { awk '{print $14+$15}' /proc/$OQ/stat; }
+
+# Check that the authenticated path really reaches the back end first.
+for t in $targets; do
+  case $t in openqps*) ;; *) continue ;; esac
+  code=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $(cookie $t)" "$(url $t)")
+  [ "$code" = 200 ] || { echo "$t answered $code, not 200: see $tmp/openqps.log" >&2; cat "$tmp/openqps.log" >&2; exit 1; }
+done
+
+results="$tmp/results.tsv"
+echo -e "round\ttarget\trps\tp50\tp99\tcpu_us" > "$results"
+hz=$(getconf CLK_TCK)
+for r in $(seq "$ROUNDS"); do
+  for t in $targets; do
+    before=$(cpu_ticks)
+    out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" --latency -H "Cookie: $(cookie $t)" "$(url $t)")
+    after=$(cpu_ticks)
+    python3 - "$r" "$t" "$before" "$after" "$hz" >> "$results" <<PY
+import re, sys
+out = """$out"""
+r, t, before, after, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+def dur(s):
+    m = re.match(r"([\d.]+)(us|ms|s)", s); v = float(m.group(1))
+    return v * {"us": 1e-3, "ms": 1, "s": 1e3}[m.group(2)]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+total = int(re.search(r"(\d+) requests in", out).group(1))
+p50 = dur(re.search(r"50%\s+(\S+)", out).group(1)); p99 = dur(re.search(r"99%\s+(\S+)", out).group(1))
+errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+if errs: sys.exit(f"{t}: {errs.group(1)} non-2xx answers")
+cpu = ""
+if t.startswith("openqps"):
+    cpu = "%.1f" % ((after - before) / hz * 1e6 / total)
+print(f"{r}\t{t}\t{rps:.0f}\t{p50:.3f}\t{p99:.3f}\t{cpu}")
+PY
+  done
+done
+
+echo
+echo "openqps load benchmark: $ROUNDS rounds x $DURATION, wrk -t1 -c$CONNS, servers on core 0, wrk on core 1"
+python3 - "$results" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+def med(t, k):
+    v = [float(r[k]) for r in rows if r["target"] == t and r[k] != ""]
+    return statistics.median(v) if v else None
+base = {"direct": "direct", "openqps": "direct", "nginx": "direct", "direct-tls": "direct-tls", "openqps-tls": "direct-tls"}
+print(f"{'target':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'p99 added':>10} {'proxy CPU/req':>14}")
+for t in ["direct", "openqps", "nginx", "direct-tls", "openqps-tls"]:
+    rps = med(t, "rps")
+    if rps is None: continue
+    b = base[t]
+    ratio = rps / med(b, "rps")
+    added = med(t, "p99") - med(b, "p99")
+    cpu = med(t, "cpu_us")
+    print(f"{t:<12} {rps:>9.0f} {med(t,'p50'):>8.3f} {med(t,'p99'):>8.3f} {ratio:>6.2f} {added:>9.3f}ms {('%.1f us' % cpu) if cpu else '':>14}")
+PY
+
+echo
+echo "session API: adds/s over mutual TLS with keep-alive (store: ${STORE:-memory})"
+taskset -c 1 "$tmp/apiload" -api https://127.0.0.1:$AP -certs "$C" -vp bench -c 32 -d "$DURATION"
