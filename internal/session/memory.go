@@ -67,7 +67,7 @@ func NewMemory(opts ...Option) *Memory {
 		m.shards[i].sessions = make(map[sessionKey]*entry)
 	}
 	for i := range m.users.shards {
-		m.users.shards[i].keys = make(map[string]map[sessionKey]struct{})
+		m.users.shards[i].keys = make(map[string][]sessionKey)
 	}
 	m.tickets.items = make(map[string]timed[Ticket])
 	m.targets.items = make(map[string]timed[Target])
@@ -80,18 +80,34 @@ func NewMemory(opts ...Option) *Memory {
 // so that a lookup does not allocate.
 type sessionKey struct{ prefix, id string }
 
-// entry is a stored session. LastUsed lives in lastUsed, not in session,
-// so Touch can slide it under a read lock.
+// entry is a stored session, kept compact: at a million sessions every
+// field counts. LastUsed lives in an atomic so Touch can slide it under a
+// read lock; times are unix nanoseconds.
 type entry struct {
-	session  Session // its LastUsed field is stale; see lastUsed
-	userKey  string
-	loc      *time.Location // of the LastUsed given to Add, to report it alike
-	lastUsed atomic.Int64   // unix nanoseconds
+	prefix, id        string
+	directory, userID string
+	attributes        []Attribute
+	userKey           string
+	created           int64
+	timeout           time.Duration
+	lastUsed          atomic.Int64
+}
+
+func newEntry(s Session) *entry {
+	e := &entry{
+		prefix: s.Prefix, id: s.ID, directory: intern(s.UserDirectory), userID: s.UserID,
+		attributes: internAttributes(s.Attributes),
+		userKey:    UserKey(s.Prefix, s.UserDirectory, s.UserID),
+		created:    s.Created.UnixNano(),
+		timeout:    s.Timeout,
+	}
+	e.lastUsed.Store(s.LastUsed.UnixNano())
+	return e
 }
 
 // expired reports whether the session has timed out at now (unix nanoseconds).
 func (e *entry) expired(now int64) bool {
-	timeout := int64(e.session.Timeout)
+	timeout := int64(e.timeout)
 	if timeout <= 0 {
 		return false
 	}
@@ -104,9 +120,13 @@ func (e *entry) expired(now int64) bool {
 
 // snapshot returns the session as callers see it.
 func (e *entry) snapshot() Session {
-	s := e.session
-	s.LastUsed = time.Unix(0, e.lastUsed.Load()).In(e.loc)
-	return s
+	return Session{
+		Prefix: e.prefix, ID: e.id, UserDirectory: e.directory, UserID: e.userID,
+		Attributes: e.attributes,
+		Created:    time.Unix(0, e.created).UTC(),
+		LastUsed:   time.Unix(0, e.lastUsed.Load()).UTC(),
+		Timeout:    e.timeout,
+	}
 }
 
 // touch moves lastUsed forward to at; an earlier at leaves it unchanged.
@@ -166,9 +186,7 @@ func (m *Memory) Add(_ context.Context, s Session) error {
 	if s.LastUsed.IsZero() {
 		s.LastUsed = now
 	}
-	s.Attributes = slices.Clone(s.Attributes)
-	e := &entry{session: s, userKey: UserKey(s.Prefix, s.UserDirectory, s.UserID), loc: s.LastUsed.Location()}
-	e.lastUsed.Store(s.LastUsed.UnixNano())
+	e := newEntry(s)
 
 	k := sessionKey{s.Prefix, s.ID}
 	sh := m.shard(k)
@@ -444,8 +462,8 @@ func (m *Memory) sweepShard(sh *sessionShard, now int64, events []Event) []Event
 
 func endEvent(kind EventKind, e *entry) Event {
 	return Event{
-		Kind: kind, Prefix: e.session.Prefix, ID: e.session.ID,
-		UserDirectory: e.session.UserDirectory, UserID: e.session.UserID,
+		Kind: kind, Prefix: e.prefix, ID: e.id,
+		UserDirectory: e.directory, UserID: e.userID,
 	}
 }
 
@@ -457,16 +475,16 @@ func sortSessions(ss []Session) {
 	})
 }
 
-// userIndex maps a UserKey to the keys of that user's sessions. It is
-// sharded like the sessions. Lock order: a session shard, then a user
-// shard — never the other way round.
+// userIndex maps a UserKey to the keys of that user's sessions. A user
+// has a handful of sessions at most, so a small slice per user beats a
+// nested map: at a million users the nested maps cost ~300 bytes each.
 type userIndex struct {
 	shards [shardCount]userShard
 }
 
 type userShard struct {
 	mu   sync.RWMutex
-	keys map[string]map[sessionKey]struct{}
+	keys map[string][]sessionKey
 }
 
 func (x *userIndex) shard(userKey string) *userShard {
@@ -477,23 +495,29 @@ func (x *userIndex) add(userKey string, k sessionKey) {
 	sh := x.shard(userKey)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	set := sh.keys[userKey]
-	if set == nil {
-		set = make(map[sessionKey]struct{})
-		sh.keys[userKey] = set
+	list := sh.keys[userKey]
+	if slices.Contains(list, k) {
+		return
 	}
-	set[k] = struct{}{}
+	sh.keys[userKey] = append(list, k)
 }
 
 func (x *userIndex) remove(userKey string, k sessionKey) {
 	sh := x.shard(userKey)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	set := sh.keys[userKey]
-	delete(set, k)
-	if len(set) == 0 {
-		delete(sh.keys, userKey)
+	list := sh.keys[userKey]
+	i := slices.Index(list, k)
+	if i < 0 {
+		return
 	}
+	if len(list) == 1 {
+		delete(sh.keys, userKey)
+		return
+	}
+	list[i] = list[len(list)-1]
+	list[len(list)-1] = sessionKey{}
+	sh.keys[userKey] = list[:len(list)-1]
 }
 
 // keys returns a copy of the user's session keys, so the caller can visit
@@ -502,12 +526,7 @@ func (x *userIndex) keys(userKey string) []sessionKey {
 	sh := x.shard(userKey)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	set := sh.keys[userKey]
-	out := make([]sessionKey, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	return out
+	return slices.Clone(sh.keys[userKey])
 }
 
 // timedMap holds tickets or targets by id until they expire.
