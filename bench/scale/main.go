@@ -52,7 +52,7 @@ func main() {
 				{Key: strings.Clone("Group"), Value: strings.Clone("Sales")},
 				{Key: strings.Clone("Group"), Value: strings.Clone("Europe")},
 			},
-			Timeout:    time.Hour,
+			Timeout: time.Hour,
 		})
 		if err != nil {
 			log.Fatal(err)
