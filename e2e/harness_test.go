@@ -122,10 +122,14 @@ virtual_proxies:
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return &openqps{
+	o := &openqps{
 		Server: srv, Backend: be, Clock: clock, LoginURI: loginModuleURI,
 		API: qpsapi.NewClient("https://"+srv.APIAddr, srv.Certs.ClientTLS()),
 	}
+	// Runs before the shutdown above: an idle HTTP/2 connection would
+	// hold Shutdown for its one-second GOAWAY grace period.
+	t.Cleanup(o.API.CloseIdleConnections)
+	return o
 }
 
 // frontURL is the front end's URL for a path.

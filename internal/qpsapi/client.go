@@ -34,6 +34,10 @@ func NewClient(base string, tlsConf *tls.Config) *Client {
 	}
 }
 
+// CloseIdleConnections closes the client's idle keep-alive connections,
+// so a server shutting down need not wait for them.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
 // APIError is a rejection by the API.
 type APIError struct {
 	Status int
