@@ -125,11 +125,13 @@ import re, sys
 out = """$out"""
 r, t, before, after, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 def dur(s):
-    m = re.match(r"([\d.]+)(us|ms|s)", s); v = float(m.group(1))
+    m = re.match(r"([\d.]+)(us|ms|s)", s)
+    if m is None: sys.exit(f"{t}: cannot read latency {s!r} in wrk output:\n{out}")
+    v = float(m.group(1))
     return v * {"us": 1e-3, "ms": 1, "s": 1e3}[m.group(2)]
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 total = int(re.search(r"(\d+) requests in", out).group(1))
-p50 = dur(re.search(r"50%\s+(\S+)", out).group(1)); p99 = dur(re.search(r"99%\s+(\S+)", out).group(1))
+p50 = dur(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)); p99 = dur(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
 errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 if errs: sys.exit(f"{t}: {errs.group(1)} non-2xx answers")
 cpu = ""

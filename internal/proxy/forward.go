@@ -3,13 +3,11 @@ package proxy
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/openqps/openqps/internal/session"
 )
@@ -57,18 +55,10 @@ func (b *bufferPool) Get() []byte {
 
 func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }
 
-var sharedTransport = &http.Transport{
-	Proxy:                 nil, // never send back-end traffic through an environment proxy
-	DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-	MaxIdleConns:          1024,
-	MaxIdleConnsPerHost:   256,
-	IdleConnTimeout:       90 * time.Second,
-	ResponseHeaderTimeout: 0, // long polls and engine calls may take their time
-	ExpectContinueTimeout: time.Second,
-	ForceAttemptHTTP2:     false,
-}
+// sharedUpstream pools the connections to every back end.
+var sharedUpstream = newUpstream()
 
-func (p *Proxy) transport() http.RoundTripper { return sharedTransport }
+func (p *Proxy) transport() http.RoundTripper { return sharedUpstream }
 
 // forward sends an authenticated request to a back end of its virtual
 // proxy.

@@ -1,0 +1,274 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// upstream is the RoundTripper openqps forwards through: HTTP/1.1 with
+// keep-alive to the back ends, the request written and the response read
+// on the calling goroutine. net/http.Transport hands each request to a
+// connection's own reader and writer goroutines; on the request path that
+// handoff costs more CPU than everything openqps itself does, so the
+// proxy uses this leaner client. What it does not need it does not do:
+// no HTTP/2, no proxies from the environment, no compression.
+//
+// It is safe for concurrent use.
+type upstream struct {
+	dialer          net.Dialer
+	tlsConfig       *tls.Config // for https back ends
+	maxIdlePerHost  int
+	idleTimeout     time.Duration
+	responseTimeout time.Duration // 0: none
+	mu              sync.Mutex
+	idle            map[string][]*upstreamConn // by scheme://host
+}
+
+func newUpstream() *upstream {
+	return &upstream{
+		dialer:         net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second},
+		maxIdlePerHost: 256,
+		idleTimeout:    90 * time.Second,
+		idle:           map[string][]*upstreamConn{},
+	}
+}
+
+// upstreamConn is one keep-alive connection to a back end.
+type upstreamConn struct {
+	net.Conn
+	key      string
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	idleFrom time.Time
+}
+
+var errUpstreamClosed = errors.New("back end closed the connection")
+
+// RoundTrip sends req on an idle connection when there is one, else on a
+// new one. A request that fails on a reused connection before anything
+// of the response arrived is retried once on a new connection, when it
+// has no body (the back end may have closed an idle connection just as
+// it was picked).
+func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	key := req.URL.Scheme + "://" + req.URL.Host
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	for attempt := 0; ; attempt++ {
+		c, reused := u.get(key)
+		if c != nil && hasBody && !c.alive() {
+			// A body cannot be sent twice: make sure the back end has
+			// not closed this idle connection before using it.
+			c.Close()
+			c, reused = nil, false
+		}
+		if c == nil {
+			var err error
+			if c, err = u.dial(req.Context(), req.URL.Scheme, req.URL.Host, key); err != nil {
+				return nil, err
+			}
+		}
+		resp, err := u.exchange(c, req)
+		if err == nil {
+			return resp, nil
+		}
+		c.Close()
+		retryable := reused && attempt == 0 && !hasBody && req.Context().Err() == nil
+		if !retryable {
+			return nil, err
+		}
+	}
+}
+
+// exchange writes req and reads the response head. The body is read by
+// the caller through an upstreamBody that returns the connection to the
+// pool once the body has been read to its end.
+func (u *upstream) exchange(c *upstreamConn, req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	if u.responseTimeout > 0 {
+		c.SetDeadline(time.Now().Add(u.responseTimeout))
+	}
+	if err := req.Write(c.bw); err != nil {
+		stop()
+		return nil, fmt.Errorf("write request: %w", err)
+	}
+	if err := c.bw.Flush(); err != nil {
+		stop()
+		return nil, fmt.Errorf("write request: %w", err)
+	}
+	var resp *http.Response
+	var err error
+	for {
+		resp, err = http.ReadResponse(c.br, req)
+		if err != nil {
+			stop()
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, errUpstreamClosed
+			}
+			return nil, err
+		}
+		// Skip 1xx interim responses (100 Continue, 103 Early Hints);
+		// 101 Switching Protocols is final.
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		resp.Body.Close()
+	}
+	if u.responseTimeout > 0 {
+		c.SetDeadline(time.Time{}) // the body may stream for as long as it needs
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The connection now belongs to the caller (a websocket tunnel).
+		stop()
+		resp.Body = &upgradedConn{upstreamConn: c}
+		return resp, nil
+	}
+	reusable := !resp.Close && !req.Close && (resp.ContentLength >= 0 || len(resp.TransferEncoding) > 0 || req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified)
+	resp.Body = &upstreamBody{ReadCloser: resp.Body, c: c, u: u, stop: stop, reusable: reusable}
+	return resp, nil
+}
+
+// alive reports whether an idle connection is still open: nothing, not
+// even EOF, can be read from it right now.
+func (c *upstreamConn) alive() bool {
+	c.SetReadDeadline(time.Now().Add(time.Millisecond))
+	_, err := c.br.Peek(1)
+	c.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// upstreamBody hands the connection back to the pool when the body was
+// read to its end and closes it otherwise.
+type upstreamBody struct {
+	io.ReadCloser
+	c        *upstreamConn
+	u        *upstream
+	stop     func() bool
+	reusable bool
+	eof      bool
+	done     bool
+}
+
+func (b *upstreamBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *upstreamBody) Close() error {
+	if b.done {
+		return nil
+	}
+	b.done = true
+	err := b.ReadCloser.Close()
+	cancelled := !b.stop()
+	if b.eof && b.reusable && !cancelled && err == nil {
+		b.u.put(b.c)
+	} else {
+		b.c.Close()
+	}
+	return err
+}
+
+// upgradedConn is the body of a 101 response: the raw connection, with
+// what the reader already buffered read first.
+type upgradedConn struct{ *upstreamConn }
+
+func (c *upgradedConn) Read(p []byte) (int, error)  { return c.br.Read(p) }
+func (c *upgradedConn) Write(p []byte) (int, error) { return c.Conn.Write(p) }
+
+func (u *upstream) dial(ctx context.Context, scheme, host, key string) (*upstreamConn, error) {
+	addr := host
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		addr = net.JoinHostPort(host, map[string]string{"https": "443"}[scheme])
+		if scheme != "https" {
+			addr = net.JoinHostPort(host, "80")
+		}
+	}
+	conn, err := u.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if scheme == "https" {
+		cfg := u.tlsConfig.Clone()
+		if cfg == nil {
+			cfg = &tls.Config{}
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName, _, _ = strings.Cut(host, ":")
+		}
+		cfg.NextProtos = []string{"http/1.1"}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	return &upstreamConn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 4096), bw: bufio.NewWriterSize(conn, 4096)}, nil
+}
+
+// get returns the most recently used idle connection to key (the warmest
+// one), dropping those idle for too long.
+func (u *upstream) get(key string) (*upstreamConn, bool) {
+	now := time.Now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	list := u.idle[key]
+	for len(list) > 0 {
+		c := list[len(list)-1]
+		list[len(list)-1] = nil
+		list = list[:len(list)-1]
+		if now.Sub(c.idleFrom) < u.idleTimeout {
+			u.idle[key] = list
+			return c, true
+		}
+		c.Close()
+	}
+	u.idle[key] = list
+	return nil, false
+}
+
+func (u *upstream) put(c *upstreamConn) {
+	if c.br.Buffered() > 0 { // the back end sent more than the response
+		c.Close()
+		return
+	}
+	c.idleFrom = time.Now()
+	u.mu.Lock()
+	list := u.idle[c.key]
+	if len(list) >= u.maxIdlePerHost {
+		u.mu.Unlock()
+		c.Close()
+		return
+	}
+	u.idle[c.key] = append(list, c)
+	u.mu.Unlock()
+}
+
+// CloseIdleConnections closes every idle connection.
+func (u *upstream) CloseIdleConnections() {
+	u.mu.Lock()
+	idle := u.idle
+	u.idle = map[string][]*upstreamConn{}
+	u.mu.Unlock()
+	for _, list := range idle {
+		for _, c := range list {
+			c.Close()
+		}
+	}
+}
