@@ -1,0 +1,207 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func get(t *testing.T, u *upstream, method, url string, body io.Reader) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := u.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+func TestUpstreamReusesConnections(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			b, _ := io.ReadAll(r.Body)
+			io.WriteString(w, "got "+string(b))
+			return
+		}
+		if r.URL.Path == "/chunked" {
+			w.Write([]byte("part1 "))
+			w.(http.Flusher).Flush()
+			w.Write([]byte("part2"))
+			return
+		}
+		io.WriteString(w, "hello "+r.URL.Path)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	u := newUpstream()
+	defer u.CloseIdleConnections()
+
+	for i := 0; i < 5; i++ {
+		if _, body := get(t, u, "GET", srv.URL+"/a", nil); body != "hello /a" {
+			t.Fatalf("body %q", body)
+		}
+	}
+	if _, body := get(t, u, "GET", srv.URL+"/chunked", nil); body != "part1 part2" {
+		t.Fatalf("chunked body %q", body)
+	}
+	if _, body := get(t, u, "POST", srv.URL+"/p", strings.NewReader("payload")); body != "got payload" {
+		t.Fatalf("post body %q", body)
+	}
+	if resp, body := get(t, u, "HEAD", srv.URL+"/a", nil); resp.StatusCode != 200 || body != "" {
+		t.Fatalf("HEAD %d %q", resp.StatusCode, body)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for sequential requests, want 1 kept alive", n)
+	}
+}
+
+// rawBackend serves each connection with fn.
+func rawBackend(t *testing.T, fn func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go fn(c)
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+func TestUpstreamRetriesWhenIdleConnectionWasClosed(t *testing.T) {
+	var n atomic.Int32
+	url := rawBackend(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		n.Add(1)
+		// Answer once, keep-alive promised, then close: the next request
+		// on this connection finds it dead.
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	u := newUpstream()
+	defer u.CloseIdleConnections()
+	for i := 0; i < 3; i++ {
+		if _, body := get(t, u, "GET", url+"/", nil); body != "ok" {
+			t.Fatalf("GET %d: %q", i, body)
+		}
+		if _, body := get(t, u, "POST", url+"/", strings.NewReader("x")); body != "ok" {
+			t.Fatalf("POST %d: %q", i, body)
+		}
+	}
+	if n.Load() != 6 {
+		t.Errorf("back end answered %d requests, want 6", n.Load())
+	}
+}
+
+func TestUpstreamCloseDelimitedBodyIsNotReused(t *testing.T) {
+	var conns atomic.Int32
+	url := rawBackend(t, func(c net.Conn) {
+		conns.Add(1)
+		defer c.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\nuntil close")
+	})
+	u := newUpstream()
+	defer u.CloseIdleConnections()
+	for i := 0; i < 2; i++ {
+		if _, body := get(t, u, "GET", url+"/", nil); body != "until close" {
+			t.Fatalf("body %q", body)
+		}
+	}
+	if conns.Load() != 2 {
+		t.Errorf("%d connections, want 2 (no reuse after a close-delimited body)", conns.Load())
+	}
+}
+
+func TestUpstreamUpgradeHandsOverTheConnection(t *testing.T) {
+	url := rawBackend(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nearly")
+		line, _ := br.ReadString('\n')
+		io.WriteString(c, "echo:"+line)
+	})
+	u := newUpstream()
+	req, _ := http.NewRequest("GET", url+"/ws", nil)
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Connection", "Upgrade")
+	resp, err := u.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d, body %T", resp.StatusCode, resp.Body)
+	}
+	defer rw.Close()
+	io.WriteString(rw, "hi\n")
+	got, _ := io.ReadAll(rw)
+	if string(got) != "earlyecho:hi\n" {
+		t.Errorf("tunnel read %q", got)
+	}
+}
+
+func TestUpstreamCancelledRequestFreesTheCaller(t *testing.T) {
+	never := make(chan struct{})
+	defer close(never)
+	url := rawBackend(t, func(c net.Conn) {
+		defer c.Close()
+		http.ReadRequest(bufio.NewReader(c))
+		<-never // reads the request, never answers
+	})
+	u := newUpstream()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/", nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := u.RoundTrip(req)
+		done <- err
+	}()
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a cancelled request succeeded")
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("RoundTrip did not return after its context was cancelled")
+	}
+}
