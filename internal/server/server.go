@@ -53,11 +53,12 @@ type Server struct {
 	// HubURL is the demo hub's address; empty unless in demo mode.
 	HubURL string
 
-	log      *slog.Logger
-	servers  []*http.Server
-	ownStore bool
-	wg       sync.WaitGroup
-	errs     chan error
+	log        *slog.Logger
+	demoClient *qpsapi.Client // the demo login module's API client
+	servers    []*http.Server
+	ownStore   bool
+	wg         sync.WaitGroup
+	errs       chan error
 }
 
 // Start opens the listeners and serves until Shutdown.
@@ -153,8 +154,9 @@ func (s *Server) startDemo(local map[string]http.Handler) error {
 	clientTLS := s.Certs.ClientTLS()
 	clientTLS.ServerName = "localhost"
 	_, port, _ := net.SplitHostPort(s.APIAddr)
+	s.demoClient = qpsapi.NewClient("https://127.0.0.1:"+port, clientTLS)
 	local[demo.LoginMount] = &demo.LoginModule{
-		API: qpsapi.NewClient("https://127.0.0.1:"+port, clientTLS),
+		API: s.demoClient,
 		CookieName: func(prefix string) (string, bool) {
 			vp, ok := s.Config.VirtualProxy(prefix)
 			if !ok {
@@ -192,6 +194,9 @@ func (s *Server) Err() <-chan error { return s.errs }
 // Shutdown stops accepting, lets in-flight requests finish until ctx
 // ends, and closes the store if Start opened it.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if s.demoClient != nil {
+		s.demoClient.CloseIdleConnections() // else its HTTP/2 connection holds Shutdown for a second
+	}
 	var errs []error
 	for _, srv := range s.servers {
 		if err := srv.Shutdown(ctx); err != nil {
