@@ -1,6 +1,6 @@
 # Targets a newcomer expects. `make run` and `make test` are the README's
 # two commands.
-.PHONY: run build test unit lint bench bench-load interop fuzz
+.PHONY: run build test unit lint bench bench-go interop fuzz
 
 run:
 	go run ./cmd/openqps serve
@@ -18,7 +18,7 @@ lint:
 	gofmt -l . | tee /dev/stderr | (! read)
 	go vet ./...
 
-bench:
+bench-go:
 	go test -run XXX -bench . -benchmem ./...
 
 interop:
@@ -27,5 +27,5 @@ interop:
 fuzz:
 	FUZZTIME=$${FUZZTIME:-10s} scripts/fuzz.sh
 
-bench-load:
+bench:
 	bench/run.sh

@@ -165,3 +165,12 @@ PY
 echo
 echo "session API: adds/s over mutual TLS with keep-alive (store: ${STORE:-memory})"
 taskset -c 1 "$tmp/apiload" -api https://127.0.0.1:$AP -certs "$C" -vp bench -c 32 -d "$DURATION"
+
+if [ "${SCALE:-1}" = 1 ]; then
+  echo
+  echo "scale: memory store, sessions with two group attributes (bench/scale; one process per line)"
+  go build -o "$tmp/scale" ./bench/scale
+  for n in 0 100000 1000000; do taskset -c 0 "$tmp/scale" -sessions $n -d "" | sed 's/^/  /'; done
+  echo "front-end latency with 1k vs 1M live sessions (HTTPS, wrk -c$CONNS on core 1):"
+  for n in 1000 1000000; do taskset -c 0 "$tmp/scale" -sessions $n -d "$DURATION" -c "$CONNS" | tail -1 | sed 's/^/  /'; done
+fi

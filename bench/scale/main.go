@@ -101,8 +101,12 @@ virtual_proxies:
 		log.Fatal(err)
 	}
 	defer srv.Shutdown(ctx)
-	out, err := exec.Command("wrk", "-t1", fmt.Sprintf("-c%d", *conns), "-d"+*duration, "--latency",
-		"-H", "Cookie: X-Qlik-Session-bench="+probe, "https://"+srv.FrontendAddr+"/bench/hub/").CombinedOutput()
+	wrk := []string{"wrk"}
+	if _, err := exec.LookPath("taskset"); err == nil {
+		wrk = []string{"taskset", "-c", "1", "wrk"}
+	}
+	out, err := exec.Command(wrk[0], append(wrk[1:], "-t1", fmt.Sprintf("-c%d", *conns), "-d"+*duration, "--latency",
+		"-H", "Cookie: X-Qlik-Session-bench="+probe, "https://"+srv.FrontendAddr+"/bench/hub/")...).CombinedOutput()
 	if err != nil {
 		log.Fatalf("wrk: %v\n%s", err, out)
 	}
