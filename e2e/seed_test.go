@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openqps/openqps/internal/config"
 )
 
 const seedBody = `{"UserDirectory":"DOMAIN","UserId":"User1","SessionId":"aa051074-13a1-4f2a-842b-a64aa4d21001"}`
@@ -305,4 +307,44 @@ func TestPersonalAPI(t *testing.T) {
 	if len(o.Backend.requests()) != 0 {
 		t.Error("the personal API was forwarded to the back end")
 	}
+}
+
+// TestForeignHostHeaderGetsNoLoginRedirect: the login redirect carries
+// proxyRestUri and, through targetId, a TargetUri built from the Host
+// header. A Host that is not a name of this proxy would send the login
+// module's ticket request and the user (with a fresh ticket) to another
+// server, so it is refused unless allowed.
+func TestForeignHostHeaderGetsNoLoginRedirect(t *testing.T) {
+	o := start(t, func(c *config.Config) {
+		vp, _ := c.VirtualProxy("sessionvp")
+		vp.Proxying.HostAllowList = []string{"qlik.example.com"}
+	})
+	b := o.browser(t)
+	for host, want := range map[string]int{
+		"evil.example.net":      http.StatusBadRequest,
+		"evil.example.net:8443": http.StatusBadRequest,
+		"qlik.example.com":      http.StatusFound,
+		"localhost:8443":        http.StatusFound,
+	} {
+		req, _ := http.NewRequest(http.MethodGet, o.frontURL("/sessionvp/hub/"), nil)
+		req.Host = host
+		resp, body := do(t, b, req)
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d %s, want %d", host, resp.StatusCode, body, want)
+			continue
+		}
+		if want == http.StatusFound {
+			loc, _ := resp.Location()
+			if got := loc.Query().Get("proxyRestUri"); !strings.Contains(got, "://"+hostOnlyOf(host)+":") {
+				t.Errorf("Host %s: proxyRestUri %q", host, got)
+			}
+		}
+	}
+}
+
+func hostOnlyOf(hostport string) string {
+	if i := strings.LastIndexByte(hostport, ':'); i >= 0 {
+		return hostport[:i]
+	}
+	return hostport
 }

@@ -31,6 +31,13 @@ type Options struct {
 	// Local serves paths outside every virtual proxy, before routing
 	// (the demo login module under /demo-login/). May be nil.
 	Local map[string]http.Handler
+	// Hosts are the names browsers may use to reach the front end (the
+	// server certificate's names). A login redirect is built from the
+	// request's Host header only when that host is one of these, one of a
+	// virtual proxy's host allow list, or frontend.public_url's host;
+	// otherwise an attacker's Host header would send the login module's
+	// ticket request and the user's browser elsewhere.
+	Hosts []string
 }
 
 // Proxy is the front-end handler. It is safe for concurrent use;
@@ -212,6 +219,10 @@ func (p *Proxy) redeemTicket(rq *request) error {
 // goes to the login module; anything else gets 401.
 func (p *Proxy) challenge(rq *request) {
 	vp := rq.vp
+	if !rq.routes.hostAllowed(rq.r.Host, vp) {
+		p.reject(rq, http.StatusBadRequest, "unknown host", fmt.Sprintf("%q is not a name of this proxy; add it to the virtual proxy's websocket_origin_allow_list or set frontend.public_url", hostOnly(rq.r.Host)))
+		return
+	}
 	if vp.cfg.AuthenticationModuleRedirectURI == "" {
 		p.reject(rq, http.StatusUnauthorized, "not authenticated", fmt.Sprintf("virtual proxy %q has no authentication module (authentication_module_redirect_uri); a login module must create a session through the trusted API", vp.cfg.Prefix))
 		return
@@ -278,6 +289,14 @@ func (p *Proxy) storeFailed(rq *request, err error) {
 	}
 	p.log.Error("session store failed", "event", "store.error", "vp", rq.vp.cfg.Prefix, "err", err)
 	p.reject(rq, http.StatusServiceUnavailable, "session store unavailable", "the session store cannot be reached; retry shortly")
+}
+
+// hostOnly strips the port from a Host header value, lower-cased.
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		hostport = h
+	}
+	return strings.ToLower(strings.Trim(hostport, "[]"))
 }
 
 func isUpgrade(r *http.Request) bool {

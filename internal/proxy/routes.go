@@ -17,7 +17,8 @@ import (
 type routes struct {
 	cfg      *config.Config
 	byPrefix map[string]*virtualProxy
-	def      *virtualProxy // prefix ""; nil when not configured
+	def      *virtualProxy   // prefix ""; nil when not configured
+	hosts    map[string]bool // names of this proxy, see Options.Hosts
 }
 
 // virtualProxy is one configured virtual proxy, ready to serve.
@@ -30,7 +31,13 @@ type virtualProxy struct {
 }
 
 func newRoutes(cfg *config.Config, p *Proxy) (*routes, error) {
-	rt := &routes{cfg: cfg, byPrefix: map[string]*virtualProxy{}}
+	rt := &routes{cfg: cfg, byPrefix: map[string]*virtualProxy{}, hosts: map[string]bool{}}
+	for _, h := range append([]string{"localhost", "127.0.0.1", "::1"}, p.opts.Hosts...) {
+		rt.hosts[hostOnly(h)] = true
+	}
+	if u, err := url.Parse(cfg.Frontend.PublicURL); err == nil && u.Host != "" {
+		rt.hosts[hostOnly(u.Host)] = true
+	}
 	for i := range cfg.VirtualProxies {
 		c := &cfg.VirtualProxies[i]
 		if len(c.BackendURLs) == 0 {
@@ -45,6 +52,21 @@ func newRoutes(cfg *config.Config, p *Proxy) (*routes, error) {
 		}
 	}
 	return rt, nil
+}
+
+// hostAllowed reports whether host (a Host header) names this proxy for
+// the virtual proxy vp.
+func (rt *routes) hostAllowed(host string, vp *virtualProxy) bool {
+	h := hostOnly(host)
+	if rt.hosts[h] {
+		return true
+	}
+	for _, allowed := range vp.cfg.Proxying.HostAllowList {
+		if hostOnly(allowed) == h || strings.EqualFold(allowed, host) {
+			return true
+		}
+	}
+	return false
 }
 
 // pickBackend chooses the back end for one request, round robin.

@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -112,7 +113,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 
 	s.API = qpsapi.New(cfg, s.Store, log, opts.Now)
-	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: local})
+	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: local, Hosts: certNames(s.Certs)})
 	if err != nil {
 		apiLn.Close()
 		feLn.Close()
@@ -229,6 +230,23 @@ func loadCerts(cfg *config.Config, log *slog.Logger) (*pki.Bundle, error) {
 			"files", "root.pem client.pem client_key.pem client.pfx server.pem server_key.pem")
 	}
 	return b, nil
+}
+
+// certNames are the DNS names and IP addresses of the server certificate:
+// the names browsers can reach the front end by without a warning.
+func certNames(b *pki.Bundle) []string {
+	if len(b.Server.Certificate) == 0 {
+		return nil
+	}
+	leaf, err := x509.ParseCertificate(b.Server.Certificate[0])
+	if err != nil {
+		return nil
+	}
+	names := append([]string(nil), leaf.DNSNames...)
+	for _, ip := range leaf.IPAddresses {
+		names = append(names, ip.String())
+	}
+	return names
 }
 
 func displayAddr(addr string) string {
