@@ -21,11 +21,10 @@ import (
 
 // clientFlags are shared by the commands that call the trusted API.
 type clientFlags struct {
-	api      string
-	certs    string
-	vp       string
-	jsonOut  bool
-	insecure bool
+	api     string
+	certs   string
+	vp      string
+	jsonOut bool
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {

@@ -143,7 +143,7 @@ func (m *LoginModule) ticketLogin(ctx context.Context, w http.ResponseWriter, r 
 func prefixOf(proxyRestURI string) (string, error) {
 	u, err := url.Parse(proxyRestURI)
 	if err != nil || !strings.HasPrefix(u.Path, "/qps/") {
-		return "", errors.New("Missing parameters: proxyRestUri must be the /qps/ URL openqps sent")
+		return "", errors.New("missing parameters: proxyRestUri must be the /qps/ URL openqps sent")
 	}
 	return strings.Trim(strings.TrimPrefix(u.Path, "/qps/"), "/"), nil
 }

@@ -34,7 +34,7 @@ func TestLoadUsesExportedFiles(t *testing.T) {
 		t.Errorf("ClientTLS of a bundle without client certificate presents %d", len(c.Certificates))
 	}
 	// The client certificate Ensure made is accepted by a loaded bundle's API.
-	if err, _ := handshake(t, b.APITLS(), e.ClientTLS()); err != nil {
+	if _, err := handshake(t, b.APITLS(), e.ClientTLS()); err != nil {
 		t.Errorf("handshake: %v", err)
 	}
 }
@@ -89,7 +89,7 @@ func TestLoadReadsKeyFormats(t *testing.T) {
 			if len(b.Server.Certificate) != 2 {
 				t.Errorf("server chain has %d certificates, want 2", len(b.Server.Certificate))
 			}
-			if err, _ := handshake(t, b.ServerTLS(), e.ClientTLS()); err != nil {
+			if _, err := handshake(t, b.ServerTLS(), e.ClientTLS()); err != nil {
 				t.Errorf("handshake: %v", err)
 			}
 		})

@@ -15,7 +15,7 @@ import (
 // and returns the server's handshake error. With TLS 1.3 a rejected client
 // certificate shows on the client only at its first read, so the server's
 // view is the one that counts.
-func handshake(t *testing.T, serverConf, clientConf *tls.Config) (serverErr error, state tls.ConnectionState) {
+func handshake(t *testing.T, serverConf, clientConf *tls.Config) (state tls.ConnectionState, serverErr error) {
 	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverConf)
 	if err != nil {
@@ -51,7 +51,7 @@ func handshake(t *testing.T, serverConf, clientConf *tls.Config) (serverErr erro
 	if serverErr == nil && err != nil {
 		t.Fatalf("server accepted but client failed: %v", err)
 	}
-	return serverErr, state
+	return state, serverErr
 }
 
 func TestAPIHandshake(t *testing.T) {
@@ -93,7 +93,7 @@ func TestAPIHandshake(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err, _ := handshake(t, b.APITLS(), tt.client)
+			_, err := handshake(t, b.APITLS(), tt.client)
 			if (err == nil) != tt.ok {
 				t.Errorf("server handshake error = %v, want success %v", err, tt.ok)
 			}
@@ -132,7 +132,7 @@ func TestFrontEndNegotiatesHTTP2(t *testing.T) {
 		c := b.ClientTLS()
 		c.Certificates = nil // a browser has none
 		c.NextProtos = []string{proto}
-		err, state := handshake(t, b.ServerTLS(), c)
+		state, err := handshake(t, b.ServerTLS(), c)
 		if err != nil || state.NegotiatedProtocol != proto {
 			t.Errorf("client offering %s: err %v, negotiated %q", proto, err, state.NegotiatedProtocol)
 		}
@@ -164,7 +164,7 @@ func TestServerCertVerifiesForLocalNames(t *testing.T) {
 	// The same through a real handshake, by name as a browser would.
 	c := b.ClientTLS()
 	c.ServerName = "localhost"
-	if err, _ := handshake(t, b.ServerTLS(), c); err != nil {
+	if _, err := handshake(t, b.ServerTLS(), c); err != nil {
 		t.Errorf("handshake with ServerName localhost: %v", err)
 	}
 }
