@@ -162,9 +162,11 @@ for t in ["direct", "openqps", "nginx", "direct-tls", "openqps-tls"]:
     print(f"{t:<12} {rps:>9.0f} {med(t,'p50'):>8.3f} {med(t,'p99'):>8.3f} {ratio:>6.2f} {added:>9.3f}ms {('%.1f us' % cpu) if cpu else '':>14}")
 PY
 
-echo
-echo "session API: adds/s over mutual TLS with keep-alive (store: ${STORE:-memory})"
-taskset -c 1 "$tmp/apiload" -api https://127.0.0.1:$AP -certs "$C" -vp bench -c 32 -d "$DURATION"
+if [ "${APILOAD:-1}" = 1 ]; then
+  echo
+  echo "session API: adds/s over mutual TLS with keep-alive (store: ${STORE:-memory})"
+  taskset -c 1 "$tmp/apiload" -api https://127.0.0.1:$AP -certs "$C" -vp bench -c 32 -d "$DURATION"
+fi
 
 if [ "${SCALE:-1}" = 1 ]; then
   echo

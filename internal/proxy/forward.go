@@ -63,9 +63,20 @@ func (p *Proxy) transport() http.RoundTripper { return sharedUpstream }
 // forward sends an authenticated request to a back end of its virtual
 // proxy.
 func (p *Proxy) forward(rq *request) {
-	f := &forwarding{rq: rq, backend: rq.vp.pickBackend()}
-	r := rq.r.WithContext(context.WithValue(rq.r.Context(), forwardKey{}, f))
-	rq.vp.proxy.ServeHTTP(rq.w, r)
+	backend := rq.vp.pickBackend()
+	if isUpgrade(rq.r) {
+		f := &forwarding{rq: rq, backend: backend}
+		r := rq.r.WithContext(context.WithValue(rq.r.Context(), forwardKey{}, f))
+		rq.vp.proxy.ServeHTTP(rq.w, r)
+		return
+	}
+	if err := p.forwardHTTP(rq, backend); err != nil {
+		if rq.r.Context().Err() != nil {
+			return // the client went away
+		}
+		p.log.Error("back end failed", "event", "backend.error", "backend", backend.Host, "err", err)
+		p.reject(rq, http.StatusBadGateway, "back end unavailable", "the back end did not answer; retry shortly")
+	}
 }
 
 // rewrite builds the outgoing request: the back end's URL with the virtual
