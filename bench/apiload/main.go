@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net/http"
 	"os"
 	"sort"
 	"sync"
@@ -27,13 +28,21 @@ func main() {
 	vp := flag.String("vp", "", "virtual proxy prefix")
 	workers := flag.Int("c", 32, "concurrent callers")
 	duration := flag.Duration("d", 5*time.Second, "how long to run")
+	h2 := flag.Bool("h2", false, "use HTTP/2 (one multiplexed connection) instead of HTTP/1.1 keep-alive")
 	flag.Parse()
 
 	cert, roots, err := pki.LoadClient(*certs)
 	if err != nil {
 		log.Fatal(err)
 	}
-	client := qpsapi.NewClient(*api, &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, ServerName: "localhost"})
+	// HTTP/1.1 with one keep-alive connection per worker, as many login
+	// module instances would call (-h2 multiplexes all on one connection).
+	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, ServerName: "localhost"}
+	transport := &http.Transport{TLSClientConfig: tlsConf, MaxIdleConnsPerHost: *workers, ForceAttemptHTTP2: *h2}
+	if !*h2 {
+		transport.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	client := qpsapi.NewClientHTTP(*api, &http.Client{Transport: transport, Timeout: 30 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), *duration)
 	defer cancel()
 

@@ -38,6 +38,12 @@ func NewClient(base string, tlsConf *tls.Config) *Client {
 // so a server shutting down need not wait for them.
 func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
+// NewClientHTTP returns a client for the API at base that sends its calls
+// through hc (whose transport must present the client certificate).
+func NewClientHTTP(base string, hc *http.Client) *Client {
+	return &Client{base: strings.TrimSuffix(base, "/"), http: hc}
+}
+
 // APIError is a rejection by the API.
 type APIError struct {
 	Status int
