@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -71,6 +72,16 @@ func (p *Proxy) forward(rq *request) {
 		return
 	}
 	if err := p.forwardHTTP(rq, backend); err != nil {
+		if errors.Is(err, errClientTooSlow) {
+			p.reject(rq, http.StatusRequestTimeout, "request body too slow", "the request body did not arrive within the body timeout (timeouts.request_body)")
+			return
+		}
+		if errors.Is(err, errClientBody) {
+			// Malformed chunking, or the client went away (then nobody
+			// reads this answer).
+			p.reject(rq, http.StatusBadRequest, "invalid request body", "the request body could not be read: its chunked encoding is malformed or the connection broke")
+			return
+		}
 		if rq.r.Context().Err() != nil {
 			return // the client went away
 		}
@@ -97,7 +108,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	out.Host = f.backend.Host
 
 	for k := range out.Header {
-		if len(k) >= 7 && strings.EqualFold(k[:7], "X-Qlik-") {
+		if spoofable(k) {
 			delete(out.Header, k)
 		}
 	}
