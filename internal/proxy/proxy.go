@@ -152,7 +152,7 @@ func (p *Proxy) challenge(rq *request) {
 		p.reject(rq, rq.deniedStatus, "ticket refused", rq.denied)
 		return
 	case vp.cfg.AuthenticationModuleRedirectURI == "":
-		p.reject(rq, http.StatusUnauthorized, "not authenticated", fmt.Sprintf("virtual proxy %q has no authentication module (authentication_module_redirect_uri); a login module must create a session through the trusted API", vp.cfg.Prefix))
+		p.reject(rq, http.StatusUnauthorized, "not authenticated", credentialsHint(vp))
 		return
 	default:
 		p.reject(rq, http.StatusUnauthorized, "not authenticated", "no valid session: open the page in a browser to log in, or send the session cookie "+vp.cookieName)

@@ -28,6 +28,8 @@ type virtualProxy struct {
 	backends   []*url.URL
 	next       atomic.Uint64 // round robin
 	proxy      *httputil.ReverseProxy
+	// userPattern is the parsed dynamic_user_directory (header_dynamic).
+	userPattern config.UserPattern
 }
 
 func newRoutes(cfg *config.Config, p *Proxy) (*routes, error) {
@@ -45,6 +47,9 @@ func newRoutes(cfg *config.Config, p *Proxy) (*routes, error) {
 		}
 		vp := &virtualProxy{cfg: c, cookieName: c.SessionCookieName, backends: c.BackendURLs}
 		vp.proxy = p.newReverseProxy()
+		if c.Auth.AuthenticationMethod == config.AuthHeaderDynamic {
+			vp.userPattern, _ = config.ParseUserPattern(c.Auth.DynamicUserDirectory) // validated with the config
+		}
 		if c.Prefix == "" {
 			rt.def = vp
 		} else {
