@@ -136,7 +136,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) authenticate(rq *request) error {
 	ctx := rq.r.Context()
 	var storeErr error
-	cookieValues(rq.r.Header["Cookie"], rq.vp.cookieName, func(id string) bool {
+	cookieValues(rq.r.Header["Cookie"], rq.vp.cookie(rq.scheme), func(id string) bool {
 		s, err := p.store.Get(ctx, rq.vp.cfg.Prefix, id)
 		switch {
 		case err == nil:
@@ -228,7 +228,7 @@ func (p *Proxy) challenge(rq *request) {
 		return
 	}
 	if (rq.r.Method != http.MethodGet && rq.r.Method != http.MethodHead) || isUpgrade(rq.r) {
-		p.reject(rq, http.StatusUnauthorized, "not authenticated", "no valid session: open the page in a browser to log in, or send the session cookie "+vp.cookieName)
+		p.reject(rq, http.StatusUnauthorized, "not authenticated", "no valid session: open the page in a browser to log in, or send the session cookie "+vp.cookie(rq.scheme))
 		return
 	}
 	target := session.Target{
