@@ -216,12 +216,3 @@ func LoadJWTKey(path string) (any, error) {
 		return nil, fmt.Errorf("%s: a %T cannot verify RS256/384/512 or ES256/384/512 tokens; use an RSA or ECDSA key", path, key)
 	}
 }
-
-func validHeaderName(name string) bool {
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
-			return false
-		}
-	}
-	return name != ""
-}

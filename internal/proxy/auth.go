@@ -199,7 +199,7 @@ func (p *Proxy) authenticateAnonymous(rq *request) error {
 func (p *Proxy) authenticateSession(rq *request) error {
 	ctx := rq.r.Context()
 	var storeErr error
-	cookieValues(rq.r.Header["Cookie"], rq.vp.cookieName, func(id string) bool {
+	cookieValues(rq.r.Header["Cookie"], rq.vp.cookie(rq.scheme), func(id string) bool {
 		s, err := p.store.Get(ctx, rq.vp.cfg.Prefix, id)
 		switch {
 		case err == nil:

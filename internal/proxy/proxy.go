@@ -155,7 +155,7 @@ func (p *Proxy) challenge(rq *request) {
 		p.reject(rq, http.StatusUnauthorized, "not authenticated", credentialsHint(vp))
 		return
 	default:
-		p.reject(rq, http.StatusUnauthorized, "not authenticated", "no valid session: open the page in a browser to log in, or send the session cookie "+vp.cookieName)
+		p.reject(rq, http.StatusUnauthorized, "not authenticated", "no valid session: open the page in a browser to log in, or send the session cookie "+vp.cookie(rq.scheme))
 		return
 	}
 	target := session.Target{
