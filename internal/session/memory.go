@@ -44,6 +44,11 @@ type Memory struct {
 	targets timedMap[Target]
 	watch   watchers
 
+	journal Journal
+	useGran int64        // WithJournal's use granularity, nanoseconds
+	max     int64        // WithMaxSessions; 0: no cap
+	count   atomic.Int64 // sessions held, expired ones included
+
 	closeOnce sync.Once
 	stop      chan struct{} // closed by Close to end the sweeper
 	swept     chan struct{} // closed by the sweeper when it has ended
@@ -54,14 +59,17 @@ var _ Store = (*Memory)(nil)
 // NewMemory returns an empty Memory store and starts its sweeper. Call
 // Close to stop the sweeper.
 func NewMemory(opts ...Option) *Memory {
-	cfg := memoryConfig{now: time.Now, sweepInterval: DefaultSweepInterval}
+	cfg := memoryConfig{now: time.Now, sweepInterval: DefaultSweepInterval, journal: nopJournal{}}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	m := &Memory{
-		now:   cfg.now,
-		stop:  make(chan struct{}),
-		swept: make(chan struct{}),
+		now:     cfg.now,
+		journal: cfg.journal,
+		useGran: int64(cfg.useGranularity),
+		max:     int64(max(cfg.maxSessions, 0)),
+		stop:    make(chan struct{}),
+		swept:   make(chan struct{}),
 	}
 	for i := range m.shards {
 		m.shards[i].sessions = make(map[sessionKey]*entry)
@@ -130,11 +138,15 @@ func (e *entry) snapshot() Session {
 }
 
 // touch moves lastUsed forward to at; an earlier at leaves it unchanged.
-func (e *entry) touch(at int64) {
+// It returns the lastUsed it replaced, or at when it changed nothing.
+func (e *entry) touch(at int64) int64 {
 	for {
 		last := e.lastUsed.Load()
-		if at <= last || e.lastUsed.CompareAndSwap(last, at) {
-			return
+		if at <= last {
+			return at
+		}
+		if e.lastUsed.CompareAndSwap(last, at) {
+			return last
 		}
 	}
 }
@@ -177,7 +189,9 @@ func (sh *sessionShard) lookup(k sessionKey, now int64) *entry {
 // Add stores a copy of s. It returns ErrExists when a live session with
 // the same Prefix and ID exists; an expired one is replaced (and reported
 // to watchers as Expired). A zero Created or LastUsed is set to the
-// store's current time.
+// store's current time. With a journal, Add returns once the journal has
+// made the session durable; if it cannot, the session is not kept.
+// At the WithMaxSessions cap Add returns ErrFull.
 func (m *Memory) Add(_ context.Context, s Session) error {
 	now := m.now()
 	if s.Created.IsZero() {
@@ -198,15 +212,50 @@ func (m *Memory) Add(_ context.Context, s Session) error {
 	}
 	if old != nil {
 		m.users.remove(old.userKey, k)
+	} else if !m.reserve() {
+		sh.mu.Unlock()
+		return fmt.Errorf("add session %s: %w (%d sessions, the configured maximum)", Redact(s.ID), ErrFull, m.max)
 	}
 	sh.sessions[k] = e
 	m.users.add(e.userKey, k)
+	commit := m.journal.SessionAdded(s)
 	sh.mu.Unlock()
 
 	if old != nil {
 		m.watch.emit(endEvent(Expired, old))
 	}
+	if err := commit(); err != nil {
+		m.forget(k, e)
+		return fmt.Errorf("add session %s in virtual proxy %q: %w", Redact(s.ID), s.Prefix, err)
+	}
 	return nil
+}
+
+// reserve counts one more session, unless that would pass the cap.
+func (m *Memory) reserve() bool {
+	for {
+		n := m.count.Load()
+		if m.max > 0 && n >= m.max {
+			return false
+		}
+		if m.count.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// forget drops the entry e, which the journal failed to make durable,
+// unless it has been removed or replaced since.
+func (m *Memory) forget(k sessionKey, e *entry) {
+	sh := m.shard(k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.sessions[k] != e {
+		return
+	}
+	delete(sh.sessions, k)
+	m.users.remove(e.userKey, k)
+	m.count.Add(-1)
 }
 
 // Get returns the live session, or ErrNotFound. It does not allocate on
@@ -240,36 +289,45 @@ func (m *Memory) Touch(_ context.Context, prefix, id string, at time.Time) error
 	if e == nil {
 		return ErrNotFound
 	}
-	e.touch(at.UnixNano())
+	n := at.UnixNano()
+	if old := e.touch(n); m.useGran > 0 && old/m.useGran != n/m.useGran {
+		m.journal.SessionUsed(prefix, id, time.Unix(0, e.created), at)
+	}
 	return nil
 }
 
 // Delete removes the live session and returns it; ErrNotFound when it is
-// absent or expired. Watchers see an Event of kind Deleted.
+// absent or expired. Watchers see an Event of kind Deleted. With a
+// journal, Delete returns once the removal is durable.
 func (m *Memory) Delete(_ context.Context, prefix, id string) (Session, error) {
-	e := m.remove(sessionKey{prefix, id}, "")
+	e, commit := m.remove(sessionKey{prefix, id}, "")
 	if e == nil {
 		return Session{}, ErrNotFound
 	}
 	m.watch.emit(endEvent(Deleted, e))
+	if err := commit(); err != nil {
+		return Session{}, fmt.Errorf("delete session %s: %w", Redact(id), err)
+	}
 	return e.snapshot(), nil
 }
 
-// remove deletes the live session under k and returns it, or nil. A
-// non-empty userKey must match: between reading the user index and
-// removing, the id may have been taken by another user's session.
-func (m *Memory) remove(k sessionKey, userKey string) *entry {
+// remove deletes the live session under k and returns it with the
+// journal's commit of the removal, or nil. A non-empty userKey must
+// match: between reading the user index and removing, the id may have
+// been taken by another user's session.
+func (m *Memory) remove(k sessionKey, userKey string) (*entry, Commit) {
 	now := m.now().UnixNano()
 	sh := m.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := sh.lookup(k, now)
 	if e == nil || (userKey != "" && e.userKey != userKey) {
-		return nil
+		return nil, nil
 	}
 	delete(sh.sessions, k)
 	m.users.remove(e.userKey, k)
-	return e
+	m.count.Add(-1)
+	return e, m.journal.SessionRemoved(k.prefix, k.id)
 }
 
 // ByUser returns the live sessions of the user in the virtual proxy,
@@ -293,18 +351,26 @@ func (m *Memory) ByUser(_ context.Context, prefix, directory, userID string) ([]
 
 // DeleteUser removes every live session of the user in the virtual proxy
 // and returns them, oldest first. Watchers see an Event of kind LoggedOut
-// for each. A session added while DeleteUser runs may survive it.
+// for each. A session added while DeleteUser runs may survive it. With a
+// journal, DeleteUser returns once the removals are durable.
 func (m *Memory) DeleteUser(_ context.Context, prefix, directory, userID string) ([]Session, error) {
 	uk := UserKey(prefix, directory, userID)
 	var out []Session
 	var events []Event
+	var commits []Commit
 	for _, k := range m.users.keys(uk) {
-		if e := m.remove(k, uk); e != nil {
+		if e, commit := m.remove(k, uk); e != nil {
 			out = append(out, e.snapshot())
 			events = append(events, endEvent(LoggedOut, e))
+			commits = append(commits, commit)
 		}
 	}
 	m.watch.emit(events...)
+	for _, commit := range commits {
+		if err := commit(); err != nil {
+			return nil, fmt.Errorf("log out %s\\%s: %w", directory, userID, err)
+		}
+	}
 	sortSessions(out)
 	return out, nil
 }
@@ -331,23 +397,20 @@ func (m *Memory) List(_ context.Context, prefix string) ([]Session, error) {
 // Len returns the number of sessions held, including expired ones the
 // sweeper has not removed yet. Meant for metrics.
 func (m *Memory) Len() int {
-	n := 0
-	for i := range m.shards {
-		sh := &m.shards[i]
-		sh.mu.RLock()
-		n += len(sh.sessions)
-		sh.mu.RUnlock()
-	}
-	return n
+	return int(m.count.Load())
 }
 
 // PutTicket stores a copy of t until t.Expires, replacing a ticket with
 // the same id. A ticket without Expires is an error: it would never end.
+// With a journal, the ticket can be taken only once it is durable.
 func (m *Memory) PutTicket(_ context.Context, t Ticket) error {
 	if t.Expires.IsZero() {
 		return fmt.Errorf("put ticket %s: Expires is not set", Redact(t.ID))
 	}
 	t.Attributes = slices.Clone(t.Attributes)
+	if err := m.journal.TicketPut(t)(); err != nil {
+		return fmt.Errorf("put ticket %s: %w", Redact(t.ID), err)
+	}
 	m.tickets.put(t.ID, t, t.Expires)
 	return nil
 }
@@ -360,6 +423,10 @@ func (m *Memory) TakeTicket(_ context.Context, id string) (Ticket, error) {
 	if !ok {
 		return Ticket{}, ErrNotFound
 	}
+	// Redeemed only once the journal will not bring it back.
+	if err := m.journal.TicketTaken(id)(); err != nil {
+		return Ticket{}, fmt.Errorf("take ticket %s: %w", Redact(id), err)
+	}
 	return t, nil
 }
 
@@ -368,6 +435,9 @@ func (m *Memory) TakeTicket(_ context.Context, id string) (Ticket, error) {
 func (m *Memory) PutTarget(_ context.Context, t Target) error {
 	if t.Expires.IsZero() {
 		return fmt.Errorf("put target %s: Expires is not set", t.ID)
+	}
+	if err := m.journal.TargetPut(t)(); err != nil {
+		return fmt.Errorf("put target %s: %w", t.ID, err)
 	}
 	m.targets.put(t.ID, t, t.Expires)
 	return nil
@@ -455,6 +525,8 @@ func (m *Memory) sweepShard(sh *sessionShard, now int64, events []Event) []Event
 		}
 		delete(sh.sessions, k)
 		m.users.remove(e.userKey, k)
+		m.count.Add(-1)
+		m.journal.SessionRemoved(k.prefix, k.id) // no one waits for a sweep
 		events = append(events, endEvent(Expired, e))
 	}
 	return events

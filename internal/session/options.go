@@ -12,8 +12,11 @@ const DefaultSweepInterval = 30 * time.Second
 type Option func(*memoryConfig)
 
 type memoryConfig struct {
-	now           func() time.Time
-	sweepInterval time.Duration
+	now            func() time.Time
+	sweepInterval  time.Duration
+	journal        Journal
+	useGranularity time.Duration
+	maxSessions    int
 }
 
 // WithClock sets the clock the store decides expiry by. Tests inject a
