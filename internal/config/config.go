@@ -281,6 +281,9 @@ func (c *Config) finish(root *yaml.Node) error {
 	}
 	v.listen("frontend.listen", c.Frontend.Listen)
 	v.listen("api.listen", c.API.Listen)
+	if c.Frontend.HTTPListen != "" {
+		v.listen("frontend.http_listen", c.Frontend.HTTPListen)
+	}
 	v.optionalURL("frontend.public_url", c.Frontend.PublicURL)
 	v.optionalURL("api.public_url", c.API.PublicURL)
 	if c.API.MaxBodyBytes < 0 {

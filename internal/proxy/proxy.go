@@ -84,6 +84,11 @@ type request struct {
 	// answered is set once a response was written (e.g. the redirect
 	// that drops a redeemed ticket from the URL).
 	answered bool
+	// denied, when not empty, is why credentials the request carried (a
+	// ticket, a header, a token) were refused; deniedStatus is the status
+	// for requests that are not sent to the login module.
+	denied       string
+	deniedStatus int
 }
 
 // ServeHTTP handles one front-end request.
@@ -130,91 +135,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.forward(rq)
 }
 
-// authenticate finds the session of the request: its cookie first, then
-// a ticket in the query. It returns an error only when the store failed;
-// an unknown or missing session leaves rq.authed false.
-func (p *Proxy) authenticate(rq *request) error {
-	ctx := rq.r.Context()
-	var storeErr error
-	cookieValues(rq.r.Header["Cookie"], rq.vp.cookieName, func(id string) bool {
-		s, err := p.store.Get(ctx, rq.vp.cfg.Prefix, id)
-		switch {
-		case err == nil:
-			rq.session, rq.authed = s, true
-			return true
-		case !errors.Is(err, session.ErrNotFound):
-			storeErr = err
-			return true
-		}
-		return false
-	})
-	if storeErr != nil {
-		return storeErr
-	}
-	if rq.authed {
-		now := p.opts.Now()
-		if err := p.store.Touch(ctx, rq.session.Prefix, rq.session.ID, now); err != nil && !errors.Is(err, session.ErrNotFound) {
-			return err
-		}
-		return nil
-	}
-	return p.redeemTicket(rq)
-}
-
-// redeemTicket turns a qlikTicket query parameter into a session. On
-// success the session cookie is set on this very response.
-func (p *Proxy) redeemTicket(rq *request) error {
-	raw, rest, found := queryParamFold(rq.r.URL.RawQuery, "qlikticket")
-	if !found {
-		return nil
-	}
-	id, err := url.QueryUnescape(raw)
-	if err != nil || id == "" {
-		p.log.Warn("ticket rejected", "event", "ticket.rejected", "vp", rq.vp.cfg.Prefix, "reason", "malformed", "remote", rq.r.RemoteAddr)
-		return nil
-	}
-	ctx := rq.r.Context()
-	t, err := p.store.TakeTicket(ctx, id)
-	if errors.Is(err, session.ErrNotFound) {
-		p.log.Warn("ticket rejected", "event", "ticket.rejected", "vp", rq.vp.cfg.Prefix, "ticket", session.Redact(id),
-			"reason", "unknown, expired or already used", "remote", rq.r.RemoteAddr)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if t.Prefix != rq.vp.cfg.Prefix {
-		p.log.Warn("ticket rejected", "event", "ticket.rejected", "vp", rq.vp.cfg.Prefix, "ticket", session.Redact(id),
-			"reason", fmt.Sprintf("issued for virtual proxy %q", t.Prefix), "remote", rq.r.RemoteAddr)
-		return nil
-	}
-	now := p.opts.Now()
-	s := session.Session{
-		Prefix: t.Prefix, ID: session.NewID(), UserDirectory: t.UserDirectory, UserID: t.UserID,
-		Attributes: t.Attributes, Created: now, LastUsed: now, Timeout: rq.vp.cfg.SessionInactivityTimeout,
-	}
-	if err := p.store.Add(ctx, s); err != nil {
-		return fmt.Errorf("add session for redeemed ticket: %w", err)
-	}
-	p.log.Info("ticket redeemed", "event", "ticket.redeemed", "vp", s.Prefix, "user_directory", s.UserDirectory,
-		"user_id", s.UserID, "ticket", session.Redact(id), "session", session.Redact(s.ID), "remote", rq.r.RemoteAddr)
-	rq.session, rq.authed = s, true
-	rq.vp.setCookie(rq, s.ID)
-	rq.r.URL.RawQuery = rest
-	if rq.r.Method == http.MethodGet && !isUpgrade(rq.r) {
-		// A navigation: drop the ticket from the address bar and from
-		// history, so it is neither replayed nor leaked via Referer.
-		u := *rq.r.URL
-		u.Scheme, u.Host = "", ""
-		u.RawQuery = rest
-		rq.w.Header().Set("Location", u.RequestURI())
-		rq.w.Header().Set("Cache-Control", "no-store")
-		rq.w.WriteHeader(http.StatusFound)
-		rq.answered = true
-	}
-	return nil
-}
-
 // challenge answers a request that has no session: a browser navigation
 // goes to the login module; anything else gets 401.
 func (p *Proxy) challenge(rq *request) {
@@ -223,12 +143,19 @@ func (p *Proxy) challenge(rq *request) {
 		p.reject(rq, http.StatusBadRequest, "unknown host", fmt.Sprintf("%q is not a name of this proxy; add it to the virtual proxy's websocket_origin_allow_list or set frontend.public_url", hostOnly(rq.r.Host)))
 		return
 	}
-	if vp.cfg.AuthenticationModuleRedirectURI == "" {
-		p.reject(rq, http.StatusUnauthorized, "not authenticated", fmt.Sprintf("virtual proxy %q has no authentication module (authentication_module_redirect_uri); a login module must create a session through the trusted API", vp.cfg.Prefix))
+	navigation := (rq.r.Method == http.MethodGet || rq.r.Method == http.MethodHead) && !isUpgrade(rq.r)
+	switch {
+	case vp.cfg.AuthenticationModuleRedirectURI != "" && navigation:
+		// Sent to the login module below, also after a refused ticket:
+		// the module issues a fresh one.
+	case rq.denied != "":
+		p.reject(rq, rq.deniedStatus, "ticket refused", rq.denied)
 		return
-	}
-	if (rq.r.Method != http.MethodGet && rq.r.Method != http.MethodHead) || isUpgrade(rq.r) {
-		p.reject(rq, http.StatusUnauthorized, "not authenticated", "no valid session: open the page in a browser to log in, or send the session cookie "+vp.cookieName)
+	case vp.cfg.AuthenticationModuleRedirectURI == "":
+		p.reject(rq, http.StatusUnauthorized, "not authenticated", credentialsHint(vp))
+		return
+	default:
+		p.reject(rq, http.StatusUnauthorized, "not authenticated", "no valid session: open the page in a browser to log in, or send the session cookie "+vp.cookie(rq.scheme))
 		return
 	}
 	target := session.Target{
