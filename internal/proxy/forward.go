@@ -102,7 +102,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	if c := out.Header["Cookie"]; len(c) > 0 {
-		if kept := withoutCookie(c, rq.vp.cookieName); len(kept) > 0 {
+		if kept := withoutCookie(c, rq.vp.cookie(rq.scheme)); len(kept) > 0 {
 			out.Header["Cookie"] = kept
 		} else {
 			delete(out.Header, "Cookie")

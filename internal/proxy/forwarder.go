@@ -52,6 +52,7 @@ func (p *Proxy) forwardHTTP(rq *request, backend *url.URL) error {
 	for k, vv := range resp.Header {
 		h[k] = vv
 	}
+	rq.vp.addResponseHeaders(rq.w)
 	if len(resp.Trailer) > 0 {
 		names := make([]string, 0, len(resp.Trailer))
 		for k := range resp.Trailer {
@@ -93,7 +94,7 @@ func outboundHeader(in *http.Request, rq *request) http.Header {
 		case hopHeaders[k], hasPrefixFold(k, "X-Qlik-"), hasPrefixFold(k, "X-Forwarded-"), k == "Forwarded":
 			continue
 		case k == "Cookie":
-			if kept := withoutCookie(vv, rq.vp.cookieName); len(kept) > 0 {
+			if kept := withoutCookie(vv, rq.vp.cookie(rq.scheme)); len(kept) > 0 {
 				out[k] = kept
 			}
 			continue
