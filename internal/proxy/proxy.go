@@ -214,6 +214,10 @@ func (p *Proxy) storeFailed(rq *request, err error) {
 	if errors.Is(err, context.Canceled) {
 		return
 	}
+	if errors.Is(err, session.ErrFull) {
+		p.reject(rq, http.StatusTooManyRequests, "session store full", "openqps cannot start more sessions now; try again later")
+		return
+	}
 	p.log.Error("session store failed", "event", "store.error", "vp", rq.vp.cfg.Prefix, "err", err)
 	p.reject(rq, http.StatusServiceUnavailable, "session store unavailable", "the session store cannot be reached; retry shortly")
 }
