@@ -195,7 +195,7 @@ func (p *Proxy) challenge(rq *request) {
 		p.reject(rq, rq.deniedStatus, "ticket refused", rq.denied)
 		return
 	case vp.cfg.AuthenticationModuleRedirectURI == "":
-		p.reject(rq, http.StatusUnauthorized, "not authenticated", fmt.Sprintf("virtual proxy %q has no authentication module (authentication_module_redirect_uri); a login module must create a session through the trusted API", vp.cfg.Prefix))
+		p.reject(rq, http.StatusUnauthorized, "not authenticated", credentialsHint(vp))
 		return
 	default:
 		p.reject(rq, http.StatusUnauthorized, "not authenticated", "no valid session: open the page in a browser to log in, or send the session cookie "+vp.cookie(rq.scheme))
@@ -255,6 +255,10 @@ func (p *Proxy) proxyRestURI(rq *request) string {
 
 func (p *Proxy) storeFailed(rq *request, err error) {
 	if errors.Is(err, context.Canceled) {
+		return
+	}
+	if errors.Is(err, session.ErrFull) {
+		p.reject(rq, http.StatusTooManyRequests, "session store full", "openqps cannot start more sessions now; try again later")
 		return
 	}
 	p.log.Error("session store failed", "event", "store.error", "vp", rq.vp.cfg.Prefix, "err", err)

@@ -37,6 +37,8 @@ type virtualProxy struct {
 	// names, ready to copy into every response.
 	responseHeaders http.Header
 	proxy           *httputil.ReverseProxy
+	// userPattern is the parsed dynamic_user_directory (header_dynamic).
+	userPattern config.UserPattern
 }
 
 // newRoutes builds the routes of cfg. Back ends that old (the routes
@@ -60,6 +62,9 @@ func newRoutes(cfg *config.Config, p *Proxy, old *routes) (*routes, error) {
 		vp.proxy = p.newReverseProxy(vp.upstream)
 		if old != nil {
 			vp.pool.inherit(old.vpByPrefix(c.Prefix))
+		}
+		if c.Auth.AuthenticationMethod == config.AuthHeaderDynamic {
+			vp.userPattern, _ = config.ParseUserPattern(c.Auth.DynamicUserDirectory) // validated with the config
 		}
 		for k, v := range c.Proxying.AdditionalResponseHeaders {
 			if vp.responseHeaders == nil {

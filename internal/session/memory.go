@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,6 +53,11 @@ type Memory struct {
 	targets  timedMap[Target]
 	watch    watchers
 
+	journal Journal      // nopJournal unless WithJournal
+	useGran int64        // WithJournal's use granularity, nanoseconds
+	max     int64        // WithMaxSessions; 0: no cap
+	count   atomic.Int64 // sessions held, expired ones included
+
 	closeOnce sync.Once
 	stop      chan struct{} // closed by Close to end the sweeper
 	swept     chan struct{} // closed by the sweeper when it has ended
@@ -63,7 +69,7 @@ var _ Store = (*Memory)(nil)
 // Close to stop the sweeper.
 func NewMemory(opts ...Option) *Memory {
 	cfg := memoryConfig{now: time.Now, sweepInterval: DefaultSweepInterval, hashMask: math.MaxUint64,
-		attributeSets: defaultAttributeSets, compactMin: defaultCompactMin}
+		attributeSets: defaultAttributeSets, compactMin: defaultCompactMin, journal: nopJournal{}}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -71,6 +77,9 @@ func NewMemory(opts ...Option) *Memory {
 		now:      cfg.now,
 		seed:     maphash.MakeSeed(),
 		hashMask: cfg.hashMask,
+		journal:  cfg.journal,
+		useGran:  int64(cfg.useGranularity),
+		max:      int64(max(cfg.maxSessions, 0)),
 		stop:     make(chan struct{}),
 		swept:    make(chan struct{}),
 	}
@@ -108,7 +117,9 @@ func (m *Memory) userHash(userKey string) uint64 {
 // Add stores a copy of s. It returns ErrExists when a live session with
 // the same Prefix and ID exists; an expired one is replaced (and reported
 // to watchers as Expired). A zero Created or LastUsed is set to the
-// store's current time.
+// store's current time. With a journal, Add returns once the journal has
+// made the session durable; if it cannot, the session is not kept.
+// At the WithMaxSessions cap Add returns ErrFull.
 func (m *Memory) Add(_ context.Context, s Session) error {
 	now := m.now()
 	if s.Created.IsZero() {
@@ -132,26 +143,67 @@ func (m *Memory) Add(_ context.Context, s Session) error {
 			sh.mu.Unlock()
 			return fmt.Errorf("add session %s in virtual proxy %q: %w", Redact(s.ID), s.Prefix, ErrExists)
 		}
-		gone := m.removeRecord(sh, i)
+		// The journal's add below replaces it: no removal to wait for.
+		gone, _ := m.removeRecord(sh, i)
 		old = &gone
+		m.count.Add(1)
+	} else if !m.reserve() {
+		sh.mu.Unlock()
+		return fmt.Errorf("add session %s: %w (%d sessions, the configured maximum)", Redact(s.ID), ErrFull, m.max)
 	}
 	sh.insert(h, &s, attrs)
 	m.users.add(user, h)
+	commit := m.journal.SessionAdded(s)
 	sh.mu.Unlock()
 
 	if old != nil {
 		m.watch.emit(endEvent(Expired, *old))
 	}
+	if err := commit(); err != nil {
+		m.forget(h, s)
+		return fmt.Errorf("add session %s in virtual proxy %q: %w", Redact(s.ID), s.Prefix, err)
+	}
 	return nil
 }
 
+// reserve counts one more session, unless that would pass the cap.
+func (m *Memory) reserve() bool {
+	for {
+		n := m.count.Load()
+		if m.max > 0 && n >= m.max {
+			return false
+		}
+		if m.count.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// forget drops the session s, which the journal failed to make durable,
+// unless it has been removed or replaced (by a session created at another
+// time) since. The journal is not told: it never wrote s.
+func (m *Memory) forget(h uint64, s Session) {
+	sh := m.shard(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	i, ok := sh.find(h, s.Prefix, s.ID)
+	if !ok || sh.records[i].created != s.Created.UnixNano() {
+		return
+	}
+	m.users.remove(m.userHash(UserKey(s.Prefix, s.UserDirectory, s.UserID)), h)
+	sh.remove(i)
+	m.count.Add(-1)
+}
+
 // removeRecord removes record i of sh from the shard and the user index
-// and returns it. The caller holds sh.mu for writing.
-func (m *Memory) removeRecord(sh *sessionShard, i uint32) Session {
+// and returns it, with the journal's commit of the removal. The caller
+// holds sh.mu for writing.
+func (m *Memory) removeRecord(sh *sessionShard, i uint32) (Session, Commit) {
 	s := sh.session(i)
 	m.users.remove(m.userHash(UserKey(s.Prefix, s.UserDirectory, s.UserID)), sh.records[i].hash)
 	sh.remove(i)
-	return s
+	m.count.Add(-1)
+	return s, m.journal.SessionRemoved(s.Prefix, s.ID)
 }
 
 // Get returns the live session, or ErrNotFound. A hit makes one small
@@ -184,12 +236,17 @@ func (m *Memory) Touch(_ context.Context, prefix, id string, at time.Time) error
 	if !ok || sh.records[i].expired(now) {
 		return ErrNotFound
 	}
-	sh.records[i].touch(at.UnixNano())
+	r := &sh.records[i]
+	n := at.UnixNano()
+	if old := r.touch(n); m.useGran > 0 && old/m.useGran != n/m.useGran {
+		m.journal.SessionUsed(prefix, id, time.Unix(0, r.created), at)
+	}
 	return nil
 }
 
 // Delete removes the live session and returns it; ErrNotFound when it is
-// absent or expired. Watchers see an Event of kind Deleted.
+// absent or expired. Watchers see an Event of kind Deleted. With a
+// journal, Delete returns once the removal is durable.
 func (m *Memory) Delete(_ context.Context, prefix, id string) (Session, error) {
 	now := m.now().UnixNano()
 	h := m.sessionHash(prefix, id)
@@ -200,9 +257,12 @@ func (m *Memory) Delete(_ context.Context, prefix, id string) (Session, error) {
 		sh.mu.Unlock()
 		return Session{}, ErrNotFound
 	}
-	s := m.removeRecord(sh, i)
+	s, commit := m.removeRecord(sh, i)
 	sh.mu.Unlock()
 	m.watch.emit(endEvent(Deleted, s))
+	if err := commit(); err != nil {
+		return Session{}, fmt.Errorf("delete session %s: %w", Redact(id), err)
+	}
 	return s, nil
 }
 
@@ -232,12 +292,14 @@ func (m *Memory) ByUser(_ context.Context, prefix, directory, userID string) ([]
 
 // DeleteUser removes every live session of the user in the virtual proxy
 // and returns them, oldest first. Watchers see an Event of kind LoggedOut
-// for each. A session added while DeleteUser runs may survive it.
+// for each. A session added while DeleteUser runs may survive it. With a
+// journal, DeleteUser returns once the removals are durable.
 func (m *Memory) DeleteUser(_ context.Context, prefix, directory, userID string) ([]Session, error) {
 	uk := UserKey(prefix, directory, userID)
 	now := m.now().UnixNano()
 	var out []Session
 	var events []Event
+	var commits []Commit
 	for _, h := range m.users.sessions(m.userHash(uk)) {
 		sh := m.shard(h)
 		sh.mu.Lock()
@@ -246,14 +308,20 @@ func (m *Memory) DeleteUser(_ context.Context, prefix, directory, userID string)
 				return
 			}
 			if s := sh.session(i); UserKey(s.Prefix, s.UserDirectory, s.UserID) == uk {
-				m.removeRecord(sh, i)
+				_, commit := m.removeRecord(sh, i)
 				out = append(out, s)
 				events = append(events, endEvent(LoggedOut, s))
+				commits = append(commits, commit)
 			}
 		})
 		sh.mu.Unlock()
 	}
 	m.watch.emit(events...)
+	for _, commit := range commits {
+		if err := commit(); err != nil {
+			return nil, fmt.Errorf("log out %s\\%s: %w", directory, userID, err)
+		}
+	}
 	sortSessions(out)
 	return out, nil
 }
@@ -297,11 +365,15 @@ func (m *Memory) Len() int {
 
 // PutTicket stores a copy of t until t.Expires, replacing a ticket with
 // the same id. A ticket without Expires is an error: it would never end.
+// With a journal, the ticket can be taken only once it is durable.
 func (m *Memory) PutTicket(_ context.Context, t Ticket) error {
 	if t.Expires.IsZero() {
 		return fmt.Errorf("put ticket %s: Expires is not set", Redact(t.ID))
 	}
 	t.Attributes = slices.Clone(t.Attributes)
+	if err := m.journal.TicketPut(t)(); err != nil {
+		return fmt.Errorf("put ticket %s: %w", Redact(t.ID), err)
+	}
 	m.tickets.put(t.ID, t, t.Expires)
 	return nil
 }
@@ -314,6 +386,10 @@ func (m *Memory) TakeTicket(_ context.Context, id string) (Ticket, error) {
 	if !ok {
 		return Ticket{}, ErrNotFound
 	}
+	// Redeemed only once the journal will not bring it back.
+	if err := m.journal.TicketTaken(id)(); err != nil {
+		return Ticket{}, fmt.Errorf("take ticket %s: %w", Redact(id), err)
+	}
 	return t, nil
 }
 
@@ -322,6 +398,9 @@ func (m *Memory) TakeTicket(_ context.Context, id string) (Ticket, error) {
 func (m *Memory) PutTarget(_ context.Context, t Target) error {
 	if t.Expires.IsZero() {
 		return fmt.Errorf("put target %s: Expires is not set", t.ID)
+	}
+	if err := m.journal.TargetPut(t)(); err != nil {
+		return fmt.Errorf("put target %s: %w", t.ID, err)
 	}
 	m.targets.put(t.ID, t, t.Expires)
 	return nil
@@ -406,7 +485,8 @@ func (m *Memory) sweepShard(sh *sessionShard, now int64, events []Event) []Event
 		if r := &sh.records[i]; r.size == 0 || !r.expired(now) {
 			continue
 		}
-		events = append(events, endEvent(Expired, m.removeRecord(sh, i)))
+		s, _ := m.removeRecord(sh, i) // no one waits for a sweep
+		events = append(events, endEvent(Expired, s))
 	}
 	return events
 }

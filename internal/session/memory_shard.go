@@ -52,11 +52,15 @@ func (r *record) expired(now int64) bool {
 }
 
 // touch moves lastUsed forward to at; an earlier at leaves it unchanged.
-func (r *record) touch(at int64) {
+// It returns the lastUsed it replaced, or at when it changed nothing.
+func (r *record) touch(at int64) int64 {
 	for {
 		last := r.lastUsed.Load()
-		if at <= last || r.lastUsed.CompareAndSwap(last, at) {
-			return
+		if at <= last {
+			return at
+		}
+		if r.lastUsed.CompareAndSwap(last, at) {
+			return last
 		}
 	}
 }

@@ -17,6 +17,10 @@ type memoryConfig struct {
 	hashMask      uint64 // tests narrow it to force hash collisions
 	attributeSets int    // per shard; tests lower it to reach the arena fallback
 	compactMin    int    // dead arena bytes before a shard compacts; tests lower it
+
+	journal        Journal
+	useGranularity time.Duration
+	maxSessions    int
 }
 
 // WithClock sets the clock the store decides expiry by. Tests inject a
