@@ -131,6 +131,10 @@ func TestAnonymousAccess(t *testing.T) {
 		if resp, _ := authGet(t, o, b, "/hub/"); resp.StatusCode != http.StatusOK || authUser(o, t) != user {
 			t.Errorf("the anonymous session is kept by its cookie: %d %q", resp.StatusCode, authUser(o, t))
 		}
+		_, body := authGet(t, o, b, "/qps/user")
+		if want := `{"userDirectory":"NONE","userId":"` + strings.TrimPrefix(user, "UserDirectory=NONE; UserId=") + `","session":"inactive"}`; body != want {
+			t.Errorf("personal API: %s, want %s", body, want)
+		}
 		if resp, _ := authGet(t, o, o.browser(t), "/hub/"); resp.StatusCode != http.StatusOK || authUser(o, t) == user {
 			t.Errorf("another browser must be another anonymous user: %d", resp.StatusCode)
 		}

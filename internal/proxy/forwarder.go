@@ -41,7 +41,7 @@ func (p *Proxy) forwardHTTP(rq *request, backend *url.URL) error {
 	}
 	out.Header = outboundHeader(in, rq)
 
-	resp, err := p.transport().RoundTrip(out)
+	resp, err := rq.vp.upstream.RoundTrip(out)
 	if err != nil {
 		return errors.Join(errBackend, err)
 	}

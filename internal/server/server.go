@@ -227,6 +227,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.wg.Wait()
+	if s.Frontend != nil {
+		s.Frontend.Close()
+	}
 	if s.ownStore && s.Store != nil {
 		errs = append(errs, s.Store.Close())
 	}
