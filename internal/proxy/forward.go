@@ -173,8 +173,14 @@ func userHeader(s session.Session) string {
 // securityHeader is the X-Qlik-Security value carrying the session's
 // attributes: SecureRequest=true; Context=AppAccess; Group=Sales; ...
 func securityHeader(s session.Session) string {
+	const head = "SecureRequest=true; Context=AppAccess;"
+	n := len(head)
+	for _, a := range s.Attributes {
+		n += len(a.Key) + len(a.Value) + 3
+	}
 	var b strings.Builder
-	b.WriteString("SecureRequest=true; Context=AppAccess;")
+	b.Grow(n) // exact unless a value needs escaping
+	b.WriteString(head)
 	for _, a := range s.Attributes {
 		b.WriteByte(' ')
 		b.WriteString(headerEscape(a.Key))
