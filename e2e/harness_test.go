@@ -72,7 +72,7 @@ func (b *backend) last(t *testing.T) *http.Request {
 type openqps struct {
 	*server.Server
 	Backend  *backend
-	Clock    *storetest.Clock
+	Clock    *storetest.Clock // nil unless the store is memory
 	API      *qpsapi.Client
 	LoginURI string
 }
@@ -107,12 +107,17 @@ virtual_proxies:
 	if edit != nil {
 		edit(cfg)
 	}
-	clock := storetest.NewClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
-	store := session.NewMemory(session.WithClock(clock.Now))
-	t.Cleanup(func() { store.Close() })
-	srv, err := server.Start(context.Background(), server.Options{
-		Config: cfg, Log: testLogger(t), Store: store, Now: clock.Now,
-	})
+	opts := server.Options{Config: cfg, Log: testLogger(t)}
+	var clock *storetest.Clock
+	if cfg.Store.Type == "memory" {
+		// The tests drive time: a memory store on a fake clock. Other
+		// stores are opened by the server, on the real clock.
+		clock = storetest.NewClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+		store := session.NewMemory(session.WithClock(clock.Now), session.WithMaxSessions(cfg.Store.MaxSessions))
+		t.Cleanup(func() { store.Close() })
+		opts.Store, opts.Now = store, clock.Now
+	}
+	srv, err := server.Start(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,16 @@
 package config
 
+import (
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
 // Auth configures how a virtual proxy authenticates browsers besides a
 // session cookie. The zero value is QPS's default: ticket/session login
 // through the authentication module.
@@ -21,24 +32,187 @@ type Auth struct {
 	JWT JWT `yaml:"jwt"`
 }
 
+// Authentication methods and anonymous access modes.
+const (
+	AuthTicket        = "ticket"
+	AuthHeaderStatic  = "header_static"
+	AuthHeaderDynamic = "header_dynamic"
+	AuthJWT           = "jwt"
+
+	AnonymousNone   = "none"
+	AnonymousAllow  = "allow"
+	AnonymousAlways = "always"
+)
+
 // JWT configures JSON Web Token authentication.
 type JWT struct {
 	// PublicKey is a PEM file with the certificate or public key that
-	// signs the tokens.
-	PublicKey          string            `yaml:"public_key"`
-	UserIDClaim        string            `yaml:"user_id_claim"`
-	UserDirectoryClaim string            `yaml:"user_directory_claim"`
-	AttributeClaims    map[string]string `yaml:"attribute_claims"`
-	Audience           string            `yaml:"audience"`
+	// signs the tokens (RSA or ECDSA).
+	PublicKey string `yaml:"public_key"`
+	// UserIDClaim names the claim holding the user id (default userId).
+	UserIDClaim string `yaml:"user_id_claim"`
+	// UserDirectoryClaim names the claim holding the user directory
+	// (default userDirectory); a value in brackets, e.g. "[ACME]", is a
+	// constant directory for every token.
+	UserDirectoryClaim string `yaml:"user_directory_claim"`
+	// AttributeClaims maps claim names to session attribute names, e.g.
+	// {groups: Group}; a claim holding a list gives one attribute each.
+	AttributeClaims map[string]string `yaml:"attribute_claims"`
+	// Audience, when set, must be one of the token's aud values.
+	Audience string `yaml:"audience"`
+
+	// Key is the parsed PublicKey (*rsa.PublicKey or *ecdsa.PublicKey),
+	// filled in by validation.
+	Key any `yaml:"-"`
 }
+
+// Defaults of the JWT claim names, as Qlik's examples name them.
+const (
+	DefaultJWTUserIDClaim        = "userId"
+	DefaultJWTUserDirectoryClaim = "userDirectory"
+)
 
 // auth fills the defaults of a virtual proxy's authentication settings
 // and validates them.
 func (v *validator) auth(at string, vp *VirtualProxy) {
-	if vp.Auth.AuthenticationMethod == "" {
-		vp.Auth.AuthenticationMethod = "ticket"
+	a := &vp.Auth
+	if a.AuthenticationMethod == "" {
+		a.AuthenticationMethod = AuthTicket
 	}
-	if vp.Auth.AnonymousAccess == "" {
-		vp.Auth.AnonymousAccess = "none"
+	if a.AnonymousAccess == "" {
+		a.AnonymousAccess = AnonymousNone
+	}
+	switch a.AnonymousAccess {
+	case AnonymousNone, AnonymousAllow, AnonymousAlways:
+	default:
+		v.fail(at+".anonymous_access", fmt.Sprintf("%q: use none, allow or always", a.AnonymousAccess))
+	}
+	switch a.AuthenticationMethod {
+	case AuthTicket:
+	case AuthHeaderStatic, AuthHeaderDynamic:
+		v.headerAuth(at, a)
+	case AuthJWT:
+		v.jwtAuth(at, &a.JWT)
+	default:
+		v.fail(at+".authentication_method", fmt.Sprintf("%q: use ticket, header_static, header_dynamic or jwt", a.AuthenticationMethod))
+	}
+}
+
+func (v *validator) headerAuth(at string, a *Auth) {
+	switch name := a.HeaderName; {
+	case name == "":
+		v.fail(at+".header_name", fmt.Sprintf("%s needs the header that carries the user, e.g. header_name: X-Remote-User", a.AuthenticationMethod))
+	case !validHeaderName(name):
+		v.fail(at+".header_name", fmt.Sprintf("%q is not a valid header name", name))
+	case len(name) >= 7 && strings.EqualFold(name[:7], "X-Qlik-"):
+		v.fail(at+".header_name", fmt.Sprintf("%q: X-Qlik-* headers are reserved (openqps sets them for the back ends); choose another, e.g. X-Remote-User", name))
+	case strings.EqualFold(name, "Cookie") || strings.EqualFold(name, "Authorization") || strings.EqualFold(name, "Host"):
+		v.fail(at+".header_name", fmt.Sprintf("%q cannot carry a user name; choose another, e.g. X-Remote-User", name))
+	}
+	if a.AuthenticationMethod == AuthHeaderStatic {
+		if d := a.StaticUserDirectory; strings.TrimSpace(d) == "" || strings.ContainsRune(d, '\\') {
+			v.fail(at+".static_user_directory", "header_static needs the directory of its users (not blank, no backslash), e.g. static_user_directory: ACME")
+		}
+		return
+	}
+	if _, err := ParseUserPattern(a.DynamicUserDirectory); err != nil {
+		v.fail(at+".dynamic_user_directory", err.Error())
+	}
+}
+
+// UserPattern is a parsed dynamic_user_directory pattern such as
+// `$ud\$id`: the header value is Prefix, one of the two parts, Separator,
+// the other part, Suffix.
+type UserPattern struct {
+	Prefix, Separator, Suffix string
+	// DirectoryFirst is true when $ud comes before $id.
+	DirectoryFirst bool
+}
+
+// ParseUserPattern parses a dynamic_user_directory pattern: $ud and $id
+// once each, with literal text between them.
+func ParseUserPattern(pattern string) (UserPattern, error) {
+	const hint = "write the header value's form with $ud (directory) and $id (user id) once each and a separator between them, e.g. `$ud\\$id` for DOMAIN\\user"
+	ud, id := strings.Index(pattern, "$ud"), strings.Index(pattern, "$id")
+	if ud < 0 || id < 0 || strings.Count(pattern, "$ud") != 1 || strings.Count(pattern, "$id") != 1 {
+		return UserPattern{}, fmt.Errorf("%q: %s", pattern, hint)
+	}
+	p := UserPattern{DirectoryFirst: ud < id}
+	first, second := min(ud, id), max(ud, id)
+	p.Prefix = pattern[:first]
+	p.Separator = pattern[first+3 : second]
+	p.Suffix = pattern[second+3:]
+	if p.Separator == "" {
+		return UserPattern{}, fmt.Errorf("%q has nothing between $ud and $id: %s", pattern, hint)
+	}
+	return p, nil
+}
+
+func (v *validator) jwtAuth(at string, j *JWT) {
+	if j.UserIDClaim == "" {
+		j.UserIDClaim = DefaultJWTUserIDClaim
+	}
+	if j.UserDirectoryClaim == "" {
+		j.UserDirectoryClaim = DefaultJWTUserDirectoryClaim
+	}
+	if d, ok := strings.CutPrefix(j.UserDirectoryClaim, "["); ok {
+		if d, ok = strings.CutSuffix(d, "]"); !ok || strings.TrimSpace(d) == "" || strings.ContainsRune(d, '\\') {
+			v.fail(at+".jwt.user_directory_claim", fmt.Sprintf("%q: a constant directory is written in brackets, e.g. \"[ACME]\"", j.UserDirectoryClaim))
+		}
+	}
+	for claim, attr := range j.AttributeClaims {
+		if claim == "" || strings.TrimSpace(attr) == "" {
+			v.fail(at+".jwt.attribute_claims", fmt.Sprintf("%q: %q: map a claim name to an attribute name, e.g. {groups: Group}", claim, attr))
+		}
+	}
+	if j.PublicKey == "" {
+		v.fail(at+".jwt.public_key", "jwt needs the PEM certificate or public key that verifies the tokens, e.g. public_key: /etc/openqps/jwt.pem")
+		return
+	}
+	key, err := LoadJWTKey(j.PublicKey)
+	if err != nil {
+		v.fail(at+".jwt.public_key", err.Error())
+		return
+	}
+	j.Key = key
+}
+
+// LoadJWTKey reads the first usable PEM block of path: a certificate, a
+// PKIX public key or a PKCS#1 RSA public key, RSA or ECDSA.
+func LoadJWTKey(path string) (any, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, errors.Unwrap(err))
+	}
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return nil, fmt.Errorf("%s holds no PEM CERTIFICATE or PUBLIC KEY block", path)
+		}
+		var key any
+		switch block.Type {
+		case "CERTIFICATE":
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("%s: certificate: %w", path, err)
+			}
+			key = cert.PublicKey
+		case "PUBLIC KEY":
+			if key, err = x509.ParsePKIXPublicKey(block.Bytes); err != nil {
+				return nil, fmt.Errorf("%s: public key: %w", path, err)
+			}
+		case "RSA PUBLIC KEY":
+			if key, err = x509.ParsePKCS1PublicKey(block.Bytes); err != nil {
+				return nil, fmt.Errorf("%s: RSA public key: %w", path, err)
+			}
+		default:
+			continue
+		}
+		switch key.(type) {
+		case *rsa.PublicKey, *ecdsa.PublicKey:
+			return key, nil
+		}
+		return nil, fmt.Errorf("%s: a %T cannot verify RS256/384/512 or ES256/384/512 tokens; use an RSA or ECDSA key", path, key)
 	}
 }

@@ -71,8 +71,16 @@ type TLS struct {
 
 // Store selects where sessions are kept.
 type Store struct {
-	Type  string `yaml:"type"` // memory | embedded | redis
-	Redis Redis  `yaml:"redis"`
+	Type string `yaml:"type"` // memory | embedded | redis
+	// MaxSessions caps the sessions this store holds (adds beyond it are
+	// answered 429); 0 is no cap. With Redis the cap is per node's view of
+	// the shared count.
+	MaxSessions int `yaml:"max_sessions"`
+	// LastUseFlush is how often last-use times are written to the durable
+	// store, and their precision: after a crash a session may expire up
+	// to about twice this early. 0 is 5s.
+	LastUseFlush time.Duration `yaml:"last_use_flush"`
+	Redis        Redis         `yaml:"redis"`
 }
 
 // Redis configures the Redis store.
@@ -275,6 +283,9 @@ func (c *Config) finish(root *yaml.Node) error {
 	v.timeouts(&c.Timeouts)
 	v.listen("frontend.listen", c.Frontend.Listen)
 	v.listen("api.listen", c.API.Listen)
+	if c.Frontend.HTTPListen != "" {
+		v.listen("frontend.http_listen", c.Frontend.HTTPListen)
+	}
 	v.optionalURL("frontend.public_url", c.Frontend.PublicURL)
 	v.optionalURL("api.public_url", c.API.PublicURL)
 	if c.API.MaxBodyBytes < 0 {
@@ -297,6 +308,12 @@ func (c *Config) finish(root *yaml.Node) error {
 		}
 	default:
 		v.fail("store.type", fmt.Sprintf("%q is not a store; use memory, embedded or redis", c.Store.Type))
+	}
+	if c.Store.MaxSessions < 0 {
+		v.fail("store.max_sessions", "must be 0 (no cap) or more")
+	}
+	if c.Store.LastUseFlush < 0 {
+		v.fail("store.last_use_flush", "must be positive, e.g. 5s")
 	}
 	if c.Sessions.MinIDLength < 1 {
 		v.fail("sessions.min_id_length", "must be at least 1")

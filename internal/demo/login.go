@@ -114,6 +114,9 @@ func (m *LoginModule) sessionLogin(ctx context.Context, w http.ResponseWriter, r
 	if _, err := m.API.AddSession(ctx, prefix, req); err != nil {
 		return fmt.Errorf("session API: %w", err)
 	}
+	if r.TLS == nil {
+		cookie += "-HTTP" // the front end's plain-HTTP listener, as QPS names it
+	}
 	http.SetCookie(w, &http.Cookie{Name: cookie, Value: req.SessionId, Path: "/", HttpOnly: true, Secure: r.TLS != nil})
 	http.Redirect(w, r, "/"+prefixSlash(prefix)+"hub/", http.StatusFound)
 	return nil

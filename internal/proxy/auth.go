@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/openqps/openqps/internal/config"
 	"github.com/openqps/openqps/internal/session"
 )
 
@@ -20,14 +22,175 @@ func (p *Proxy) authenticate(rq *request) error {
 	if err := p.redeemTicket(rq); err != nil || rq.authed || rq.answered {
 		return err
 	}
-	if err := p.authenticateSession(rq); err != nil || rq.authed {
-		if rq.authed && rq.denied != "" && rq.r.Method == http.MethodGet && !isUpgrade(rq.r) {
+	if err := p.authenticateSession(rq); err != nil {
+		return err
+	}
+	var err error
+	switch rq.vp.cfg.Auth.AuthenticationMethod {
+	case config.AuthHeaderStatic, config.AuthHeaderDynamic:
+		err = p.authenticateHeader(rq)
+	case config.AuthJWT:
+		err = p.authenticateJWT(rq)
+	}
+	if err != nil || rq.answered {
+		return err
+	}
+	if rq.authed {
+		if rq.denied != "" && rq.r.Method == http.MethodGet && !isUpgrade(rq.r) {
 			// A stale ticket next to a valid cookie (a bookmark, the
 			// back button): drop it from the address bar.
 			p.redirectWithoutTicket(rq)
+			return nil
 		}
-		return err
+		if !p.forcedLogin(rq) {
+			return nil
+		}
+		rq.authed = false
 	}
+	return p.authenticateAnonymous(rq)
+}
+
+// authenticateHeader takes the user from the virtual proxy's header, as
+// set by a trusted front (a single sign-on gateway). The header names
+// the user on every request: a session cookie of another user gives way
+// to a new session. Without the header, the cookie alone still counts.
+func (p *Proxy) authenticateHeader(rq *request) error {
+	a := &rq.vp.cfg.Auth
+	values := rq.r.Header.Values(a.HeaderName)
+	if len(values) == 0 {
+		return nil
+	}
+	dir, user, err := rq.vp.headerUser(values)
+	if err != nil {
+		p.reject(rq, http.StatusBadRequest, "invalid user header", err.Error())
+		return nil
+	}
+	return p.useIdentity(rq, dir, user, nil)
+}
+
+// headerUser parses the values of the user header into a directory and
+// user id.
+func (vp *virtualProxy) headerUser(values []string) (dir, user string, err error) {
+	a := &vp.cfg.Auth
+	if len(values) != 1 {
+		return "", "", fmt.Errorf("the %s header is sent %d times; send it once", a.HeaderName, len(values))
+	}
+	v := values[0]
+	if a.AuthenticationMethod == config.AuthHeaderStatic {
+		dir, user = a.StaticUserDirectory, v
+	} else {
+		pat := vp.userPattern
+		rest, ok := strings.CutPrefix(v, pat.Prefix)
+		if ok {
+			rest, ok = strings.CutSuffix(rest, pat.Suffix)
+		}
+		var first, second string
+		if ok {
+			// A directory never holds the separator; a user id (an
+			// e-mail address, say) may.
+			if pat.DirectoryFirst {
+				first, second, ok = strings.Cut(rest, pat.Separator)
+			} else if i := strings.LastIndex(rest, pat.Separator); i >= 0 {
+				first, second = rest[:i], rest[i+len(pat.Separator):]
+			} else {
+				ok = false
+			}
+		}
+		if !ok {
+			return "", "", fmt.Errorf("the %s header %q does not match the pattern %q", a.HeaderName, v, a.DynamicUserDirectory)
+		}
+		dir, user = first, second
+		if !pat.DirectoryFirst {
+			dir, user = second, first
+		}
+	}
+	if dir, err = cleanIdentity("user directory", a.HeaderName, dir); err != nil {
+		return "", "", err
+	}
+	if user, err = cleanIdentity("user id", a.HeaderName, user); err != nil {
+		return "", "", err
+	}
+	return dir, user, nil
+}
+
+// cleanIdentity applies the session API's rules to a user directory or
+// user id the front end read from a request: trimmed, not blank, no
+// backslash, no control character, printable ASCII or UTF-8, 256 bytes
+// at most.
+func cleanIdentity(what, source, v string) (string, error) {
+	v = strings.TrimSpace(v)
+	switch {
+	case v == "":
+		return "", fmt.Errorf("%s: the %s is missing or blank", source, what)
+	case len(v) > 256:
+		return "", fmt.Errorf("%s: the %s is longer than 256 bytes", source, what)
+	case strings.ContainsRune(v, '\\'):
+		return "", fmt.Errorf("%s: the %s %q contains a backslash, which QPS forbids", source, what, v)
+	case !utf8.ValidString(v):
+		return "", fmt.Errorf("%s: the %s is not valid UTF-8", source, what)
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return "", fmt.Errorf("%s: the %s contains a control character", source, what)
+		}
+	}
+	return v, nil
+}
+
+// useIdentity authenticates the request as dir\user: the current
+// session when it is that user's (case-insensitively, as QPS matches
+// users), otherwise a new session whose cookie replaces the old one.
+func (p *Proxy) useIdentity(rq *request, dir, user string, attrs []session.Attribute) error {
+	if rq.authed && strings.EqualFold(rq.session.UserDirectory, dir) && strings.EqualFold(rq.session.UserID, user) {
+		return nil
+	}
+	s, err := p.newSession(rq, dir, user, attrs)
+	if err != nil {
+		return fmt.Errorf("add session for %s user: %w", rq.vp.cfg.Auth.AuthenticationMethod, err)
+	}
+	p.log.Info("user authenticated", "event", "auth.login", "method", rq.vp.cfg.Auth.AuthenticationMethod, "vp", s.Prefix,
+		"user_directory", dir, "user_id", user, "session", session.Redact(s.ID), "remote", rq.r.RemoteAddr)
+	return nil
+}
+
+// anonymousDirectory is the user directory of anonymous users, as QPS
+// names it.
+const anonymousDirectory = "NONE"
+
+// forcedLogin reports whether an anonymous user asked to log in with
+// ?forceAuthentication=yes on a virtual proxy that allows anonymous use.
+func (p *Proxy) forcedLogin(rq *request) bool {
+	if rq.vp.cfg.Auth.AnonymousAccess != config.AnonymousAllow || rq.session.UserDirectory != anonymousDirectory {
+		return false
+	}
+	v, _, found := queryParamFold(rq.r.URL.RawQuery, "forceauthentication")
+	return found && strings.EqualFold(v, "yes")
+}
+
+// authenticateAnonymous gives a request nobody vouched for an anonymous
+// session (UserDirectory NONE, UserId anonymous<GUID>) when the virtual
+// proxy allows it; ?forceAuthentication=yes sends it to the login module
+// instead when anonymous use is allowed but not forced.
+func (p *Proxy) authenticateAnonymous(rq *request) error {
+	switch rq.vp.cfg.Auth.AnonymousAccess {
+	case config.AnonymousAlways:
+	case config.AnonymousAllow:
+		if v, _, found := queryParamFold(rq.r.URL.RawQuery, "forceauthentication"); found && strings.EqualFold(v, "yes") {
+			return nil
+		}
+	default:
+		return nil
+	}
+	if rq.denied != "" {
+		// A refused ticket is a failed login, not a wish to be anonymous.
+		return nil
+	}
+	s, err := p.newSession(rq, anonymousDirectory, "anonymous"+newGUID(), nil)
+	if err != nil {
+		return fmt.Errorf("add anonymous session: %w", err)
+	}
+	p.log.Info("anonymous session", "event", "auth.anonymous", "vp", s.Prefix, "user_id", s.UserID,
+		"session", session.Redact(s.ID), "remote", rq.r.RemoteAddr)
 	return nil
 }
 
@@ -36,7 +199,7 @@ func (p *Proxy) authenticate(rq *request) error {
 func (p *Proxy) authenticateSession(rq *request) error {
 	ctx := rq.r.Context()
 	var storeErr error
-	cookieValues(rq.r.Header["Cookie"], rq.vp.cookieName, func(id string) bool {
+	cookieValues(rq.r.Header["Cookie"], rq.vp.cookie(rq.scheme), func(id string) bool {
 		s, err := p.store.Get(ctx, rq.vp.cfg.Prefix, id)
 		switch {
 		case err == nil:
@@ -153,4 +316,17 @@ func (p *Proxy) redirectWithoutTicket(rq *request) {
 	rq.w.Header().Set("Cache-Control", "no-store")
 	rq.w.WriteHeader(http.StatusFound)
 	rq.answered = true
+}
+
+// credentialsHint tells a caller without a session what the virtual
+// proxy, which has no login module, expects instead.
+func credentialsHint(vp *virtualProxy) string {
+	a := &vp.cfg.Auth
+	switch a.AuthenticationMethod {
+	case config.AuthHeaderStatic, config.AuthHeaderDynamic:
+		return fmt.Sprintf("no valid session: virtual proxy %q takes the user from the %s header, set by the trusted front end", vp.cfg.Prefix, a.HeaderName)
+	case config.AuthJWT:
+		return fmt.Sprintf("no valid session: send Authorization: Bearer <JWT> signed with the key of virtual proxy %q", vp.cfg.Prefix)
+	}
+	return fmt.Sprintf("virtual proxy %q has no authentication module (authentication_module_redirect_uri); a login module must create a session through the trusted API", vp.cfg.Prefix)
 }

@@ -46,7 +46,7 @@ func (p *Proxy) forwardHTTP(rq *request, backend *url.URL) error {
 	}
 	out.Header = outboundHeader(in, rq)
 
-	resp, err := p.transport().RoundTrip(out)
+	resp, err := rq.vp.upstream.RoundTrip(out)
 	if err != nil {
 		if body != nil && body.err != nil {
 			return body.err // the client's fault, not the back end's
@@ -60,6 +60,7 @@ func (p *Proxy) forwardHTTP(rq *request, backend *url.URL) error {
 	for k, vv := range resp.Header {
 		h[k] = vv
 	}
+	rq.vp.addResponseHeaders(rq.w)
 	if len(resp.Trailer) > 0 {
 		names := make([]string, 0, len(resp.Trailer))
 		for k := range resp.Trailer {
@@ -101,7 +102,7 @@ func outboundHeader(in *http.Request, rq *request) http.Header {
 		case hopHeaders[k], spoofable(k):
 			continue
 		case k == "Cookie":
-			if kept := withoutCookie(vv, rq.vp.cookieName); len(kept) > 0 {
+			if kept := withoutCookie(vv, rq.vp.cookie(rq.scheme)); len(kept) > 0 {
 				out[k] = kept
 			}
 			continue
@@ -112,20 +113,30 @@ func outboundHeader(in *http.Request, rq *request) http.Header {
 		delete(out, t)
 	}
 	if te := in.Header["Te"]; len(te) > 0 && headerHasToken(in.Header, "Te", "trailers") {
-		out["Te"] = []string{"trailers"}
+		out["Te"] = teTrailers
 	}
 	if _, ok := out["User-Agent"]; !ok {
-		out["User-Agent"] = []string{""} // keep Go from adding its own
+		out["User-Agent"] = emptyValue // keep Go from adding its own
 	}
+	// The values openqps sets share one backing array: one allocation
+	// instead of one per header.
 	s := rq.session
-	out["X-Qlik-User"] = []string{userHeader(s)}
-	out["X-Qlik-Security"] = []string{securityHeader(s)}
-	out["X-Qlik-Virtual-Proxy-Prefix"] = []string{s.Prefix}
-	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
-		out["X-Forwarded-For"] = []string{ip}
+	set := make([]string, 0, 5)
+	add := func(k, v string) {
+		set = append(set, v)
+		out[k] = set[len(set)-1:]
 	}
-	out["X-Forwarded-Host"] = []string{in.Host}
-	out["X-Forwarded-Proto"] = []string{rq.scheme}
+	add("X-Qlik-User", userHeader(s))
+	add("X-Qlik-Security", securityHeader(s))
+	add("X-Qlik-Virtual-Proxy-Prefix", s.Prefix)
+	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+		add("X-Forwarded-For", ip)
+	}
+	add("X-Forwarded-Host", in.Host)
+	out["X-Forwarded-Proto"] = forwardedHTTP
+	if rq.scheme == "https" {
+		out["X-Forwarded-Proto"] = forwardedHTTPS
+	}
 	return out
 }
 
@@ -157,6 +168,14 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Constant header values, shared by every request (never modified).
+var (
+	teTrailers     = []string{"trailers"}
+	emptyValue     = []string{""}
+	forwardedHTTP  = []string{"http"}
+	forwardedHTTPS = []string{"https"}
+)
 
 func removeHopHeaders(h http.Header) {
 	for _, v := range h["Connection"] {

@@ -42,7 +42,7 @@ func frontEndTo(t *testing.T, backendURL string) (url, cookie string) {
 	}
 	front := httptest.NewServer(p)
 	t.Cleanup(front.Close)
-	return front.URL, "X-Qlik-Session-vp=" + id
+	return front.URL, "X-Qlik-Session-vp-HTTP=" + id // plain HTTP: QPS's -HTTP cookie
 }
 
 func TestForwardDropsHopByHopHeadersBothWays(t *testing.T) {

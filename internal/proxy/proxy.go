@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +48,9 @@ type Proxy struct {
 	log    *slog.Logger
 	opts   Options
 	routes atomic.Pointer[routes]
+
+	mu        sync.Mutex // serialises SetConfig and Close; guards upstreams
+	upstreams map[upstreamKey]*upstream
 }
 
 // New returns a front end for cfg that keeps sessions in store.
@@ -63,12 +67,51 @@ func New(cfg *config.Config, store session.Store, log *slog.Logger, opts Options
 
 // SetConfig makes cfg apply to requests that start after it returns.
 func (p *Proxy) SetConfig(cfg *config.Config) error {
-	rt, err := newRoutes(cfg, p)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rt, err := newRoutes(cfg, p, p.routes.Load())
 	if err != nil {
 		return err
 	}
-	p.routes.Store(rt)
+	if old := p.routes.Swap(rt); old != nil {
+		old.stopHealth()
+	}
 	return nil
+}
+
+// Close stops the health checks and closes idle back-end connections.
+// Requests still in flight finish.
+func (p *Proxy) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if rt := p.routes.Load(); rt != nil {
+		rt.stopHealth()
+	}
+	for _, u := range p.upstreams {
+		u.CloseIdleConnections()
+	}
+}
+
+// upstreamKey tells apart the upstream clients of virtual proxies with
+// different back-end timeouts.
+type upstreamKey struct{ connect, response time.Duration }
+
+// upstreamFor returns the upstream client with the given timeouts, shared
+// by every virtual proxy that has them and kept across reloads, so a
+// reload does not drop the pooled connections. p.mu is held.
+func (p *Proxy) upstreamFor(connect, response time.Duration) *upstream {
+	k := upstreamKey{connect, response}
+	if u := p.upstreams[k]; u != nil {
+		return u
+	}
+	if p.upstreams == nil {
+		p.upstreams = map[upstreamKey]*upstream{}
+	}
+	u := newUpstream()
+	u.dialer.Timeout = connect
+	u.responseTimeout = response
+	p.upstreams[k] = u
+	return u
 }
 
 // request is one front-end request on its way through the handlers.
@@ -152,10 +195,10 @@ func (p *Proxy) challenge(rq *request) {
 		p.reject(rq, rq.deniedStatus, "ticket refused", rq.denied)
 		return
 	case vp.cfg.AuthenticationModuleRedirectURI == "":
-		p.reject(rq, http.StatusUnauthorized, "not authenticated", fmt.Sprintf("virtual proxy %q has no authentication module (authentication_module_redirect_uri); a login module must create a session through the trusted API", vp.cfg.Prefix))
+		p.reject(rq, http.StatusUnauthorized, "not authenticated", credentialsHint(vp))
 		return
 	default:
-		p.reject(rq, http.StatusUnauthorized, "not authenticated", "no valid session: open the page in a browser to log in, or send the session cookie "+vp.cookieName)
+		p.reject(rq, http.StatusUnauthorized, "not authenticated", "no valid session: open the page in a browser to log in, or send the session cookie "+vp.cookie(rq.scheme))
 		return
 	}
 	uri, err := p.loginTarget(rq)
@@ -217,6 +260,10 @@ func (p *Proxy) proxyRestURI(rq *request) string {
 
 func (p *Proxy) storeFailed(rq *request, err error) {
 	if errors.Is(err, context.Canceled) {
+		return
+	}
+	if errors.Is(err, session.ErrFull) {
+		p.reject(rq, http.StatusTooManyRequests, "session store full", "openqps cannot start more sessions now; try again later")
 		return
 	}
 	p.log.Error("session store failed", "event", "store.error", "vp", rq.vp.cfg.Prefix, "err", err)

@@ -1,13 +1,13 @@
 package proxy
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync/atomic"
 
 	"github.com/openqps/openqps/internal/config"
 )
@@ -19,18 +19,32 @@ type routes struct {
 	byPrefix map[string]*virtualProxy
 	def      *virtualProxy   // prefix ""; nil when not configured
 	hosts    map[string]bool // names of this proxy, see Options.Hosts
+	// stopHealth ends the active health checks of these routes.
+	stopHealth context.CancelFunc
 }
 
 // virtualProxy is one configured virtual proxy, ready to serve.
 type virtualProxy struct {
 	cfg        *config.VirtualProxy
-	cookieName string
-	backends   []*url.URL
-	next       atomic.Uint64 // round robin
-	proxy      *httputil.ReverseProxy
+	cookieName string // over HTTPS
+	// cookieNameHTTP is the cookie over the plain-HTTP listener: QPS
+	// appends "-HTTP", so a cookie set without Secure never stands in
+	// for the HTTPS one.
+	cookieNameHTTP string
+	pool           *pool
+	upstream       *upstream // pooled connections, with the virtual proxy's timeouts
+	// responseHeaders are the additional_response_headers, canonical
+	// names, ready to copy into every response.
+	responseHeaders http.Header
+	proxy           *httputil.ReverseProxy
+	// userPattern is the parsed dynamic_user_directory (header_dynamic).
+	userPattern config.UserPattern
 }
 
-func newRoutes(cfg *config.Config, p *Proxy) (*routes, error) {
+// newRoutes builds the routes of cfg. Back ends that old (the routes
+// being replaced, or nil) knew keep their health, so a reload neither
+// revives a dead node nor buries a live one.
+func newRoutes(cfg *config.Config, p *Proxy, old *routes) (*routes, error) {
 	rt := &routes{cfg: cfg, byPrefix: map[string]*virtualProxy{}, hosts: map[string]bool{}}
 	for _, h := range append([]string{"localhost", "127.0.0.1", "::1"}, p.opts.Hosts...) {
 		rt.hosts[hostOnly(h)] = true
@@ -43,15 +57,55 @@ func newRoutes(cfg *config.Config, p *Proxy) (*routes, error) {
 		if len(c.BackendURLs) == 0 {
 			return nil, fmt.Errorf("virtual proxy %q has no back end", c.Prefix)
 		}
-		vp := &virtualProxy{cfg: c, cookieName: c.SessionCookieName, backends: c.BackendURLs}
-		vp.proxy = p.newReverseProxy()
+		vp := &virtualProxy{cfg: c, cookieName: c.SessionCookieName, cookieNameHTTP: c.SessionCookieName + "-HTTP", pool: newPool(c)}
+		vp.upstream = p.upstreamFor(c.Proxying.BackendConnectTimeout, c.Proxying.BackendResponseTimeout)
+		vp.proxy = p.newReverseProxy(vp.upstream)
+		if old != nil {
+			vp.pool.inherit(old.vpByPrefix(c.Prefix))
+		}
+		if c.Auth.AuthenticationMethod == config.AuthHeaderDynamic {
+			vp.userPattern, _ = config.ParseUserPattern(c.Auth.DynamicUserDirectory) // validated with the config
+		}
+		for k, v := range c.Proxying.AdditionalResponseHeaders {
+			if vp.responseHeaders == nil {
+				vp.responseHeaders = http.Header{}
+			}
+			vp.responseHeaders.Set(k, v)
+		}
 		if c.Prefix == "" {
 			rt.def = vp
 		} else {
 			rt.byPrefix[c.Prefix] = vp
 		}
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rt.stopHealth = cancel
+	for _, vp := range rt.all() {
+		if hc := vp.cfg.Proxying.HealthCheck; hc.Path != "" {
+			go checkHealth(ctx, vp.cfg.Prefix, vp.pool, hc, p.log)
+		}
+	}
 	return rt, nil
+}
+
+// vpByPrefix returns the virtual proxy with the exact prefix, or nil.
+func (rt *routes) vpByPrefix(prefix string) *virtualProxy {
+	if prefix == "" {
+		return rt.def
+	}
+	return rt.byPrefix[prefix]
+}
+
+// all returns every virtual proxy.
+func (rt *routes) all() []*virtualProxy {
+	vps := make([]*virtualProxy, 0, len(rt.byPrefix)+1)
+	if rt.def != nil {
+		vps = append(vps, rt.def)
+	}
+	for _, vp := range rt.byPrefix {
+		vps = append(vps, vp)
+	}
+	return vps
 }
 
 // hostAllowed reports whether host (a Host header) names this proxy for
@@ -69,40 +123,67 @@ func (rt *routes) hostAllowed(host string, vp *virtualProxy) bool {
 	return false
 }
 
-// pickBackend chooses the back end for one request, round robin.
-func (vp *virtualProxy) pickBackend() *url.URL {
-	if len(vp.backends) == 1 {
-		return vp.backends[0]
+// cookie is the name of the session cookie for a request that came in
+// over scheme.
+func (vp *virtualProxy) cookie(scheme string) string {
+	if scheme == "http" {
+		return vp.cookieNameHTTP
 	}
-	n := vp.next.Add(1)
-	return vp.backends[n%uint64(len(vp.backends))]
+	return vp.cookieName
 }
 
-// setCookie sets the virtual proxy's session cookie: a browser-session
-// cookie (no Expires), HttpOnly, Secure over HTTPS.
-func (vp *virtualProxy) setCookie(rq *request, id string) {
+// sessionCookie is the virtual proxy's session cookie as the browser gets
+// it: a browser-session cookie (no Expires), HttpOnly, with the configured
+// Domain, SameSite and Secure (by default: Secure over HTTPS).
+func (vp *virtualProxy) sessionCookie(scheme, value string) *http.Cookie {
 	c := &http.Cookie{
-		Name:     vp.cookieName,
-		Value:    id,
+		Name:     vp.cookie(scheme),
+		Value:    value,
 		Path:     "/",
 		Domain:   vp.cfg.SessionCookieDomain,
 		HttpOnly: true,
-		Secure:   rq.scheme == "https",
+		Secure:   scheme == "https",
 	}
-	http.SetCookie(rq.w, c)
+	switch vp.cfg.Proxying.SessionCookieSecure {
+	case "always":
+		c.Secure = true
+	case "never":
+		c.Secure = false
+	}
+	switch vp.cfg.Proxying.SessionCookieSameSite {
+	case "none":
+		c.SameSite = http.SameSiteNoneMode
+	case "lax":
+		c.SameSite = http.SameSiteLaxMode
+	case "strict":
+		c.SameSite = http.SameSiteStrictMode
+	}
+	return c
+}
+
+// setCookie sets the virtual proxy's session cookie on the response.
+func (vp *virtualProxy) setCookie(rq *request, id string) {
+	http.SetCookie(rq.w, vp.sessionCookie(rq.scheme, id))
 }
 
 // clearCookie tells the browser to forget the session cookie.
 func (vp *virtualProxy) clearCookie(rq *request) {
-	http.SetCookie(rq.w, &http.Cookie{
-		Name: vp.cookieName, Value: "", Path: "/", Domain: vp.cfg.SessionCookieDomain,
-		MaxAge: -1, HttpOnly: true, Secure: rq.scheme == "https",
-	})
+	c := vp.sessionCookie(rq.scheme, "")
+	c.MaxAge = -1
+	http.SetCookie(rq.w, c)
 }
 
-// addResponseHeaders adds the virtual proxy's configured headers to every
-// response.
-func (vp *virtualProxy) addResponseHeaders(w http.ResponseWriter) {}
+// addResponseHeaders adds the virtual proxy's additional_response_headers
+// to a response. A back end's own value of such a header is replaced.
+func (vp *virtualProxy) addResponseHeaders(w http.ResponseWriter) {
+	if len(vp.responseHeaders) == 0 {
+		return
+	}
+	h := w.Header()
+	for k, v := range vp.responseHeaders {
+		h[k] = v
+	}
+}
 
 // newGUID returns a random (version 4) GUID, the form QPS uses for
 // targetId values.

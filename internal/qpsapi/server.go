@@ -407,6 +407,10 @@ func (s *Server) storeFailed(c *call, err error) {
 	if errors.Is(err, context.Canceled) {
 		return
 	}
+	if errors.Is(err, session.ErrFull) {
+		s.fail(c, http.StatusTooManyRequests, "session store full", "openqps holds as many sessions as store.max_sessions allows; end sessions (DELETE /qps/session/{id} or /qps/user/{directory}/{userId}), wait for them to time out, or raise the limit")
+		return
+	}
 	s.log.Error("session store failed", "event", "store.error", "path", c.r.URL.Path, "err", err)
 	writeJSON(c.w, http.StatusServiceUnavailable, apiError{Error: "session store unavailable", Detail: "the session store cannot be reached; retry shortly"})
 }

@@ -51,6 +51,9 @@ type Server struct {
 	// (useful with port 0).
 	FrontendAddr string
 	APIAddr      string
+	// HTTPAddr is the plain-HTTP front listener's address; empty unless
+	// frontend.http_listen is set.
+	HTTPAddr string
 	// HubURL is the demo hub's address; empty unless in demo mode.
 	HubURL string
 
@@ -99,6 +102,22 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		apiLn.Close()
 		return nil, fmt.Errorf("front end: listen on %s: %w", cfg.Frontend.Listen, err)
 	}
+	var httpLn net.Listener
+	if cfg.Frontend.HTTPListen != "" {
+		if httpLn, err = net.Listen("tcp", cfg.Frontend.HTTPListen); err != nil {
+			apiLn.Close()
+			feLn.Close()
+			return nil, fmt.Errorf("plain-HTTP front end: listen on %s: %w", cfg.Frontend.HTTPListen, err)
+		}
+		s.HTTPAddr = httpLn.Addr().String()
+	}
+	closeListeners := func() {
+		apiLn.Close()
+		feLn.Close()
+		if httpLn != nil {
+			httpLn.Close()
+		}
+	}
 	s.APIAddr, s.FrontendAddr = apiLn.Addr().String(), feLn.Addr().String()
 	_, apiPort, _ := net.SplitHostPort(s.APIAddr)
 	port, _ := strconv.Atoi(apiPort)
@@ -106,8 +125,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	local := map[string]http.Handler{}
 	if cfg.Demo {
 		if err := s.startDemo(local); err != nil {
-			apiLn.Close()
-			feLn.Close()
+			closeListeners()
 			return nil, err
 		}
 	}
@@ -115,8 +133,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	s.API = qpsapi.New(cfg, s.Store, log, opts.Now)
 	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: local, Hosts: certNames(s.Certs)})
 	if err != nil {
-		apiLn.Close()
-		feLn.Close()
+		closeListeners()
 		return nil, err
 	}
 
@@ -126,6 +143,10 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	feTLS := s.Certs.ServerTLS()
 	feHandler := &guard{next: s.Frontend, log: log, listener: "front end", bodyTimeout: cfg.Timeouts.RequestBody, frontend: true}
 	s.serve(&http.Server{Handler: feHandler, TLSConfig: feTLS}, tls.NewListener(feLn, feTLS), "front end")
+	if httpLn != nil {
+		s.serve(&http.Server{Handler: feHandler}, httpLn, "plain-HTTP front end")
+		log.Info("plain-HTTP front end listening", "addr", "http://"+displayAddr(s.HTTPAddr))
+	}
 
 	log.Info("openqps started", "frontend", "https://"+displayAddr(s.FrontendAddr), "api", "https://"+displayAddr(s.APIAddr),
 		"store", cfg.Store.Type, "virtual_proxies", len(cfg.VirtualProxies), "demo", cfg.Demo)
@@ -208,6 +229,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.wg.Wait()
+	if s.Frontend != nil {
+		s.Frontend.Close()
+	}
 	if s.ownStore && s.Store != nil {
 		errs = append(errs, s.Store.Close())
 	}

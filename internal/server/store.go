@@ -2,21 +2,31 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/openqps/openqps/internal/config"
 	"github.com/openqps/openqps/internal/session"
+	"github.com/openqps/openqps/internal/session/embedded"
 )
 
-// OpenStore opens the session store the configuration names.
+// OpenStore opens the session store the configuration names: memory,
+// the embedded durable store in the data directory, or Redis.
 func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (session.Store, error) {
-	switch cfg.Store.Type {
-	default:
-		// The durable stores are not built yet; until then every type is
-		// served from memory, and the log says so.
-		if cfg.Store.Type != "memory" {
-			log.Warn("store type not available yet, using memory", "type", cfg.Store.Type)
+	sc := cfg.Store
+	switch sc.Type {
+	case "memory":
+		log.Warn("sessions are kept in memory only: a restart logs everyone out", "store", "memory")
+		return session.NewMemory(session.WithMaxSessions(sc.MaxSessions)), nil
+	case "embedded":
+		path := filepath.Join(cfg.DataDir, embedded.FileName)
+		s, err := embedded.Open(path, embedded.Options{FlushInterval: sc.LastUseFlush, MaxSessions: sc.MaxSessions})
+		if err != nil {
+			return nil, err
 		}
-		return session.NewMemory(), nil
+		log.Info("session store opened", "store", "embedded", "file", path, "sessions", s.Len())
+		return s, nil
 	}
+	return nil, fmt.Errorf("store.type %q is not available", sc.Type)
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"slices"
 	"sync"
@@ -12,8 +13,12 @@ import (
 )
 
 // shardCount splits the session map so that lookups on different
-// sessions rarely meet on one lock. A power of two, so the shard is a mask.
-const shardCount = 64
+// sessions rarely meet on one lock. A power of two: the shard is the top
+// shardBits bits of a hash.
+const (
+	shardBits  = 6
+	shardCount = 1 << shardBits
+)
 
 // watchBuffer is the capacity of each Watch channel. A watcher that falls
 // this far behind misses events instead of stalling the store.
@@ -24,8 +29,10 @@ const watchBuffer = 256
 // not shared between processes.
 //
 // All methods are safe for concurrent use. Get and Touch take only a read
-// lock on one of 64 shards and do not allocate, so the request path does
-// not contend on a global lock. No method blocks on I/O; the ctx
+// lock on one of 64 shards, and Touch does not allocate, so the request
+// path does not contend on a global lock. Sessions are kept without a
+// pointer each (see memory_shard.go), so a million of them cost the
+// garbage collector nothing to scan. No method blocks on I/O; the ctx
 // arguments are accepted for the Store interface; only Watch uses its.
 //
 // Sessions returned by Get, ByUser and List share their Attributes slice
@@ -37,12 +44,19 @@ const watchBuffer = 256
 // to watchers as an Event of kind Expired. Expiry does not wait for the
 // sweeper: an expired entry is treated as absent at once.
 type Memory struct {
-	now     func() time.Time
-	shards  [shardCount]sessionShard
-	users   userIndex
-	tickets timedMap[Ticket]
-	targets timedMap[Target]
-	watch   watchers
+	now      func() time.Time
+	seed     maphash.Seed
+	hashMask uint64 // all ones, but for tests that force collisions
+	shards   [shardCount]sessionShard
+	users    userIndex
+	tickets  timedMap[Ticket]
+	targets  timedMap[Target]
+	watch    watchers
+
+	journal Journal      // nopJournal unless WithJournal
+	useGran int64        // WithJournal's use granularity, nanoseconds
+	max     int64        // WithMaxSessions; 0: no cap
+	count   atomic.Int64 // sessions held, expired ones included
 
 	closeOnce sync.Once
 	stop      chan struct{} // closed by Close to end the sweeper
@@ -54,21 +68,25 @@ var _ Store = (*Memory)(nil)
 // NewMemory returns an empty Memory store and starts its sweeper. Call
 // Close to stop the sweeper.
 func NewMemory(opts ...Option) *Memory {
-	cfg := memoryConfig{now: time.Now, sweepInterval: DefaultSweepInterval}
+	cfg := memoryConfig{now: time.Now, sweepInterval: DefaultSweepInterval, hashMask: math.MaxUint64,
+		attributeSets: defaultAttributeSets, compactMin: defaultCompactMin, journal: nopJournal{}}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	m := &Memory{
-		now:   cfg.now,
-		stop:  make(chan struct{}),
-		swept: make(chan struct{}),
+		now:      cfg.now,
+		seed:     maphash.MakeSeed(),
+		hashMask: cfg.hashMask,
+		journal:  cfg.journal,
+		useGran:  int64(cfg.useGranularity),
+		max:      int64(max(cfg.maxSessions, 0)),
+		stop:     make(chan struct{}),
+		swept:    make(chan struct{}),
 	}
 	for i := range m.shards {
-		m.shards[i].sessions = make(map[sessionKey]*entry)
+		m.shards[i].init(&cfg)
 	}
-	for i := range m.users.shards {
-		m.users.shards[i].keys = make(map[string][]sessionKey)
-	}
+	m.users.init()
 	m.tickets.items = make(map[string]timed[Ticket])
 	m.targets.items = make(map[string]timed[Target])
 	m.watch.channels = make(map[chan Event]func() bool)
@@ -76,108 +94,32 @@ func NewMemory(opts ...Option) *Memory {
 	return m
 }
 
-// sessionKey identifies a session. A struct rather than a joined string,
-// so that a lookup does not allocate.
-type sessionKey struct{ prefix, id string }
-
-// entry is a stored session, kept compact: at a million sessions every
-// field counts. LastUsed lives in an atomic so Touch can slide it under a
-// read lock; times are unix nanoseconds.
-type entry struct {
-	prefix, id        string
-	directory, userID string
-	attributes        []Attribute
-	userKey           string
-	created           int64
-	timeout           time.Duration
-	lastUsed          atomic.Int64
+func (m *Memory) shard(h uint64) *sessionShard {
+	return &m.shards[h>>(64-shardBits)]
 }
 
-func newEntry(s Session) *entry {
-	e := &entry{
-		prefix: s.Prefix, id: s.ID, directory: intern(s.UserDirectory), userID: s.UserID,
-		attributes: internAttributes(s.Attributes),
-		userKey:    UserKey(s.Prefix, s.UserDirectory, s.UserID),
-		created:    s.Created.UnixNano(),
-		timeout:    s.Timeout,
-	}
-	e.lastUsed.Store(s.LastUsed.UnixNano())
-	return e
+// sessionHash is the index key of a session. The seed is random per store,
+// so clients cannot choose ids that collide.
+func (m *Memory) sessionHash(prefix, id string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(m.seed)
+	h.WriteString(prefix)
+	h.WriteByte(0)
+	h.WriteString(id)
+	return h.Sum64() & m.hashMask
 }
 
-// expired reports whether the session has timed out at now (unix nanoseconds).
-func (e *entry) expired(now int64) bool {
-	timeout := int64(e.timeout)
-	if timeout <= 0 {
-		return false
-	}
-	last := e.lastUsed.Load()
-	if last > math.MaxInt64-timeout {
-		return false // ends after the year 2262: never, for us
-	}
-	return now >= last+timeout
-}
-
-// snapshot returns the session as callers see it.
-func (e *entry) snapshot() Session {
-	return Session{
-		Prefix: e.prefix, ID: e.id, UserDirectory: e.directory, UserID: e.userID,
-		Attributes: e.attributes,
-		Created:    time.Unix(0, e.created).UTC(),
-		LastUsed:   time.Unix(0, e.lastUsed.Load()).UTC(),
-		Timeout:    e.timeout,
-	}
-}
-
-// touch moves lastUsed forward to at; an earlier at leaves it unchanged.
-func (e *entry) touch(at int64) {
-	for {
-		last := e.lastUsed.Load()
-		if at <= last || e.lastUsed.CompareAndSwap(last, at) {
-			return
-		}
-	}
-}
-
-type sessionShard struct {
-	mu       sync.RWMutex
-	sessions map[sessionKey]*entry
-}
-
-func (m *Memory) shard(k sessionKey) *sessionShard {
-	return &m.shards[fnv32(k.prefix, k.id)&(shardCount-1)]
-}
-
-// fnv32 is FNV-1a over a, a zero byte and b, without building the string.
-func fnv32(a, b string) uint32 {
-	const (
-		offset = 2166136261
-		prime  = 16777619
-	)
-	h := uint32(offset)
-	for i := 0; i < len(a); i++ {
-		h = (h ^ uint32(a[i])) * prime
-	}
-	h *= prime // the separator byte: ("ab","c") and ("a","bc") differ
-	for i := 0; i < len(b); i++ {
-		h = (h ^ uint32(b[i])) * prime
-	}
-	return h
-}
-
-// lookup returns the live entry under k, or nil. The caller holds sh.mu.
-func (sh *sessionShard) lookup(k sessionKey, now int64) *entry {
-	e := sh.sessions[k]
-	if e == nil || e.expired(now) {
-		return nil
-	}
-	return e
+// userHash is the user index key of a UserKey.
+func (m *Memory) userHash(userKey string) uint64 {
+	return maphash.String(m.seed, userKey) & m.hashMask
 }
 
 // Add stores a copy of s. It returns ErrExists when a live session with
 // the same Prefix and ID exists; an expired one is replaced (and reported
 // to watchers as Expired). A zero Created or LastUsed is set to the
-// store's current time.
+// store's current time. With a journal, Add returns once the journal has
+// made the session durable; if it cannot, the session is not kept.
+// At the WithMaxSessions cap Add returns ErrFull.
 func (m *Memory) Add(_ context.Context, s Session) error {
 	now := m.now()
 	if s.Created.IsZero() {
@@ -186,44 +128,98 @@ func (m *Memory) Add(_ context.Context, s Session) error {
 	if s.LastUsed.IsZero() {
 		s.LastUsed = now
 	}
-	e := newEntry(s)
+	var attrs []byte
+	if len(s.Attributes) > 0 {
+		attrs = appendAttributes(nil, s.Attributes)
+	}
+	h := m.sessionHash(s.Prefix, s.ID)
+	user := m.userHash(UserKey(s.Prefix, s.UserDirectory, s.UserID))
 
-	k := sessionKey{s.Prefix, s.ID}
-	sh := m.shard(k)
+	sh := m.shard(h)
 	sh.mu.Lock()
-	old := sh.sessions[k]
-	if old != nil && !old.expired(now.UnixNano()) {
+	var old *Session
+	if i, ok := sh.find(h, s.Prefix, s.ID); ok {
+		if !sh.records[i].expired(now.UnixNano()) {
+			sh.mu.Unlock()
+			return fmt.Errorf("add session %s in virtual proxy %q: %w", Redact(s.ID), s.Prefix, ErrExists)
+		}
+		// The journal's add below replaces it: no removal to wait for.
+		gone, _ := m.removeRecord(sh, i)
+		old = &gone
+		m.count.Add(1)
+	} else if !m.reserve() {
 		sh.mu.Unlock()
-		return fmt.Errorf("add session %s in virtual proxy %q: %w", Redact(s.ID), s.Prefix, ErrExists)
+		return fmt.Errorf("add session %s: %w (%d sessions, the configured maximum)", Redact(s.ID), ErrFull, m.max)
 	}
-	if old != nil {
-		m.users.remove(old.userKey, k)
-	}
-	sh.sessions[k] = e
-	m.users.add(e.userKey, k)
+	sh.insert(h, &s, attrs)
+	m.users.add(user, h)
+	commit := m.journal.SessionAdded(s)
 	sh.mu.Unlock()
 
 	if old != nil {
-		m.watch.emit(endEvent(Expired, old))
+		m.watch.emit(endEvent(Expired, *old))
+	}
+	if err := commit(); err != nil {
+		m.forget(h, s)
+		return fmt.Errorf("add session %s in virtual proxy %q: %w", Redact(s.ID), s.Prefix, err)
 	}
 	return nil
 }
 
-// Get returns the live session, or ErrNotFound. It does not allocate on
-// a hit; the returned Attributes are shared with the store (read-only).
+// reserve counts one more session, unless that would pass the cap.
+func (m *Memory) reserve() bool {
+	for {
+		n := m.count.Load()
+		if m.max > 0 && n >= m.max {
+			return false
+		}
+		if m.count.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// forget drops the session s, which the journal failed to make durable,
+// unless it has been removed or replaced (by a session created at another
+// time) since. The journal is not told: it never wrote s.
+func (m *Memory) forget(h uint64, s Session) {
+	sh := m.shard(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	i, ok := sh.find(h, s.Prefix, s.ID)
+	if !ok || sh.records[i].created != s.Created.UnixNano() {
+		return
+	}
+	m.users.remove(m.userHash(UserKey(s.Prefix, s.UserDirectory, s.UserID)), h)
+	sh.remove(i)
+	m.count.Add(-1)
+}
+
+// removeRecord removes record i of sh from the shard and the user index
+// and returns it, with the journal's commit of the removal. The caller
+// holds sh.mu for writing.
+func (m *Memory) removeRecord(sh *sessionShard, i uint32) (Session, Commit) {
+	s := sh.session(i)
+	m.users.remove(m.userHash(UserKey(s.Prefix, s.UserDirectory, s.UserID)), sh.records[i].hash)
+	sh.remove(i)
+	m.count.Add(-1)
+	return s, m.journal.SessionRemoved(s.Prefix, s.ID)
+}
+
+// Get returns the live session, or ErrNotFound. A hit makes one small
+// allocation (the user directory and id); the returned Attributes are
+// shared with the store (read-only).
 func (m *Memory) Get(_ context.Context, prefix, id string) (Session, error) {
 	now := m.now().UnixNano()
-	k := sessionKey{prefix, id}
-	sh := m.shard(k)
+	h := m.sessionHash(prefix, id)
+	sh := m.shard(h)
 	sh.mu.RLock()
-	e := sh.lookup(k, now)
-	if e == nil {
-		sh.mu.RUnlock()
+	defer sh.mu.RUnlock()
+	i, ok := sh.find(h, prefix, id)
+	if !ok || sh.records[i].expired(now) {
 		return Session{}, ErrNotFound
 	}
-	s := e.snapshot()
-	sh.mu.RUnlock()
-	return s, nil
+	return sh.get(i, prefix, id), nil
 }
 
 // Touch moves the session's LastUsed forward to at, sliding its
@@ -232,44 +228,42 @@ func (m *Memory) Get(_ context.Context, prefix, id string) (Session, error) {
 // not revive one. Touch takes only a read lock and does not allocate.
 func (m *Memory) Touch(_ context.Context, prefix, id string, at time.Time) error {
 	now := m.now().UnixNano()
-	k := sessionKey{prefix, id}
-	sh := m.shard(k)
+	h := m.sessionHash(prefix, id)
+	sh := m.shard(h)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	e := sh.lookup(k, now)
-	if e == nil {
+	i, ok := sh.find(h, prefix, id)
+	if !ok || sh.records[i].expired(now) {
 		return ErrNotFound
 	}
-	e.touch(at.UnixNano())
+	r := &sh.records[i]
+	n := at.UnixNano()
+	if old := r.touch(n); m.useGran > 0 && old/m.useGran != n/m.useGran {
+		m.journal.SessionUsed(prefix, id, time.Unix(0, r.created), at)
+	}
 	return nil
 }
 
 // Delete removes the live session and returns it; ErrNotFound when it is
-// absent or expired. Watchers see an Event of kind Deleted.
+// absent or expired. Watchers see an Event of kind Deleted. With a
+// journal, Delete returns once the removal is durable.
 func (m *Memory) Delete(_ context.Context, prefix, id string) (Session, error) {
-	e := m.remove(sessionKey{prefix, id}, "")
-	if e == nil {
+	now := m.now().UnixNano()
+	h := m.sessionHash(prefix, id)
+	sh := m.shard(h)
+	sh.mu.Lock()
+	i, ok := sh.find(h, prefix, id)
+	if !ok || sh.records[i].expired(now) {
+		sh.mu.Unlock()
 		return Session{}, ErrNotFound
 	}
-	m.watch.emit(endEvent(Deleted, e))
-	return e.snapshot(), nil
-}
-
-// remove deletes the live session under k and returns it, or nil. A
-// non-empty userKey must match: between reading the user index and
-// removing, the id may have been taken by another user's session.
-func (m *Memory) remove(k sessionKey, userKey string) *entry {
-	now := m.now().UnixNano()
-	sh := m.shard(k)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	e := sh.lookup(k, now)
-	if e == nil || (userKey != "" && e.userKey != userKey) {
-		return nil
+	s, commit := m.removeRecord(sh, i)
+	sh.mu.Unlock()
+	m.watch.emit(endEvent(Deleted, s))
+	if err := commit(); err != nil {
+		return Session{}, fmt.Errorf("delete session %s: %w", Redact(id), err)
 	}
-	delete(sh.sessions, k)
-	m.users.remove(e.userKey, k)
-	return e
+	return s, nil
 }
 
 // ByUser returns the live sessions of the user in the virtual proxy,
@@ -279,12 +273,17 @@ func (m *Memory) ByUser(_ context.Context, prefix, directory, userID string) ([]
 	uk := UserKey(prefix, directory, userID)
 	now := m.now().UnixNano()
 	var out []Session
-	for _, k := range m.users.keys(uk) {
-		sh := m.shard(k)
+	for _, h := range m.users.sessions(m.userHash(uk)) {
+		sh := m.shard(h)
 		sh.mu.RLock()
-		if e := sh.lookup(k, now); e != nil && e.userKey == uk {
-			out = append(out, e.snapshot())
-		}
+		sh.chain(h, func(i uint32) {
+			if sh.records[i].expired(now) {
+				return
+			}
+			if s := sh.session(i); UserKey(s.Prefix, s.UserDirectory, s.UserID) == uk {
+				out = append(out, s)
+			}
+		})
 		sh.mu.RUnlock()
 	}
 	sortSessions(out)
@@ -293,18 +292,36 @@ func (m *Memory) ByUser(_ context.Context, prefix, directory, userID string) ([]
 
 // DeleteUser removes every live session of the user in the virtual proxy
 // and returns them, oldest first. Watchers see an Event of kind LoggedOut
-// for each. A session added while DeleteUser runs may survive it.
+// for each. A session added while DeleteUser runs may survive it. With a
+// journal, DeleteUser returns once the removals are durable.
 func (m *Memory) DeleteUser(_ context.Context, prefix, directory, userID string) ([]Session, error) {
 	uk := UserKey(prefix, directory, userID)
+	now := m.now().UnixNano()
 	var out []Session
 	var events []Event
-	for _, k := range m.users.keys(uk) {
-		if e := m.remove(k, uk); e != nil {
-			out = append(out, e.snapshot())
-			events = append(events, endEvent(LoggedOut, e))
-		}
+	var commits []Commit
+	for _, h := range m.users.sessions(m.userHash(uk)) {
+		sh := m.shard(h)
+		sh.mu.Lock()
+		sh.chain(h, func(i uint32) {
+			if sh.records[i].expired(now) {
+				return
+			}
+			if s := sh.session(i); UserKey(s.Prefix, s.UserDirectory, s.UserID) == uk {
+				_, commit := m.removeRecord(sh, i)
+				out = append(out, s)
+				events = append(events, endEvent(LoggedOut, s))
+				commits = append(commits, commit)
+			}
+		})
+		sh.mu.Unlock()
 	}
 	m.watch.emit(events...)
+	for _, commit := range commits {
+		if err := commit(); err != nil {
+			return nil, fmt.Errorf("log out %s\\%s: %w", directory, userID, err)
+		}
+	}
 	sortSessions(out)
 	return out, nil
 }
@@ -317,9 +334,14 @@ func (m *Memory) List(_ context.Context, prefix string) ([]Session, error) {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.RLock()
-		for k, e := range sh.sessions {
-			if k.prefix == prefix && !e.expired(now) {
-				out = append(out, e.snapshot())
+		for j := range sh.records {
+			r := &sh.records[j]
+			if r.size == 0 || r.expired(now) {
+				continue
+			}
+			b := sh.bytes(r)
+			if p := nextField(b, 0); string(b[p.start:p.end]) == prefix {
+				out = append(out, sh.session(uint32(j)))
 			}
 		}
 		sh.mu.RUnlock()
@@ -335,7 +357,7 @@ func (m *Memory) Len() int {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.RLock()
-		n += len(sh.sessions)
+		n += sh.live
 		sh.mu.RUnlock()
 	}
 	return n
@@ -343,11 +365,15 @@ func (m *Memory) Len() int {
 
 // PutTicket stores a copy of t until t.Expires, replacing a ticket with
 // the same id. A ticket without Expires is an error: it would never end.
+// With a journal, the ticket can be taken only once it is durable.
 func (m *Memory) PutTicket(_ context.Context, t Ticket) error {
 	if t.Expires.IsZero() {
 		return fmt.Errorf("put ticket %s: Expires is not set", Redact(t.ID))
 	}
 	t.Attributes = slices.Clone(t.Attributes)
+	if err := m.journal.TicketPut(t)(); err != nil {
+		return fmt.Errorf("put ticket %s: %w", Redact(t.ID), err)
+	}
 	m.tickets.put(t.ID, t, t.Expires)
 	return nil
 }
@@ -360,6 +386,10 @@ func (m *Memory) TakeTicket(_ context.Context, id string) (Ticket, error) {
 	if !ok {
 		return Ticket{}, ErrNotFound
 	}
+	// Redeemed only once the journal will not bring it back.
+	if err := m.journal.TicketTaken(id)(); err != nil {
+		return Ticket{}, fmt.Errorf("take ticket %s: %w", Redact(id), err)
+	}
 	return t, nil
 }
 
@@ -368,6 +398,9 @@ func (m *Memory) TakeTicket(_ context.Context, id string) (Ticket, error) {
 func (m *Memory) PutTarget(_ context.Context, t Target) error {
 	if t.Expires.IsZero() {
 		return fmt.Errorf("put target %s: Expires is not set", t.ID)
+	}
+	if err := m.journal.TargetPut(t)(); err != nil {
+		return fmt.Errorf("put target %s: %w", t.ID, err)
 	}
 	m.targets.put(t.ID, t, t.Expires)
 	return nil
@@ -433,11 +466,11 @@ func (m *Memory) sweep(now time.Time) {
 }
 
 func (m *Memory) sweepShard(sh *sessionShard, now int64, events []Event) []Event {
-	var expired []sessionKey
+	var expired []uint32
 	sh.mu.RLock()
-	for k, e := range sh.sessions {
-		if e.expired(now) {
-			expired = append(expired, k)
+	for i := range sh.records {
+		if r := &sh.records[i]; r.size != 0 && r.expired(now) {
+			expired = append(expired, uint32(i))
 		}
 	}
 	sh.mu.RUnlock()
@@ -446,24 +479,22 @@ func (m *Memory) sweepShard(sh *sessionShard, now int64, events []Event) []Event
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	for _, k := range expired {
-		// Recheck: since the scan the session may have been touched,
-		// deleted, or replaced.
-		e := sh.sessions[k]
-		if e == nil || !e.expired(now) {
+	for _, i := range expired {
+		// Recheck: since the scan the session may have been touched or
+		// deleted, and its slot reused.
+		if r := &sh.records[i]; r.size == 0 || !r.expired(now) {
 			continue
 		}
-		delete(sh.sessions, k)
-		m.users.remove(e.userKey, k)
-		events = append(events, endEvent(Expired, e))
+		s, _ := m.removeRecord(sh, i) // no one waits for a sweep
+		events = append(events, endEvent(Expired, s))
 	}
 	return events
 }
 
-func endEvent(kind EventKind, e *entry) Event {
+func endEvent(kind EventKind, s Session) Event {
 	return Event{
-		Kind: kind, Prefix: e.prefix, ID: e.id,
-		UserDirectory: e.directory, UserID: e.userID,
+		Kind: kind, Prefix: s.Prefix, ID: s.ID,
+		UserDirectory: s.UserDirectory, UserID: s.UserID,
 	}
 }
 
@@ -473,60 +504,6 @@ func sortSessions(ss []Session) {
 	slices.SortFunc(ss, func(a, b Session) int {
 		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
 	})
-}
-
-// userIndex maps a UserKey to the keys of that user's sessions. A user
-// has a handful of sessions at most, so a small slice per user beats a
-// nested map: at a million users the nested maps cost ~300 bytes each.
-type userIndex struct {
-	shards [shardCount]userShard
-}
-
-type userShard struct {
-	mu   sync.RWMutex
-	keys map[string][]sessionKey
-}
-
-func (x *userIndex) shard(userKey string) *userShard {
-	return &x.shards[fnv32(userKey, "")&(shardCount-1)]
-}
-
-func (x *userIndex) add(userKey string, k sessionKey) {
-	sh := x.shard(userKey)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	list := sh.keys[userKey]
-	if slices.Contains(list, k) {
-		return
-	}
-	sh.keys[userKey] = append(list, k)
-}
-
-func (x *userIndex) remove(userKey string, k sessionKey) {
-	sh := x.shard(userKey)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	list := sh.keys[userKey]
-	i := slices.Index(list, k)
-	if i < 0 {
-		return
-	}
-	if len(list) == 1 {
-		delete(sh.keys, userKey)
-		return
-	}
-	list[i] = list[len(list)-1]
-	list[len(list)-1] = sessionKey{}
-	sh.keys[userKey] = list[:len(list)-1]
-}
-
-// keys returns a copy of the user's session keys, so the caller can visit
-// the session shards without holding the user shard.
-func (x *userIndex) keys(userKey string) []sessionKey {
-	sh := x.shard(userKey)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	return slices.Clone(sh.keys[userKey])
 }
 
 // timedMap holds tickets or targets by id until they expire.

@@ -14,6 +14,13 @@ type Option func(*memoryConfig)
 type memoryConfig struct {
 	now           func() time.Time
 	sweepInterval time.Duration
+	hashMask      uint64 // tests narrow it to force hash collisions
+	attributeSets int    // per shard; tests lower it to reach the arena fallback
+	compactMin    int    // dead arena bytes before a shard compacts; tests lower it
+
+	journal        Journal
+	useGranularity time.Duration
+	maxSessions    int
 }
 
 // WithClock sets the clock the store decides expiry by. Tests inject a

@@ -1,0 +1,200 @@
+package proxy
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/session"
+)
+
+// maxTokenBytes bounds the bearer tokens openqps parses.
+const maxTokenBytes = 16 << 10
+
+// authenticateJWT verifies an Authorization: Bearer token with the
+// virtual proxy's key and authenticates the request as the user its
+// claims name. A request without a bearer token is left alone (its cookie
+// may do); a bad token is refused with 401 and the reason, even next to a
+// valid cookie, because the caller explicitly claimed to be someone.
+func (p *Proxy) authenticateJWT(rq *request) error {
+	token, found := bearerToken(rq.r.Header)
+	if !found {
+		return nil
+	}
+	dir, user, attrs, err := verifyJWT(&rq.vp.cfg.Auth.JWT, token, p.opts.Now)
+	if err != nil {
+		rq.w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		p.reject(rq, http.StatusUnauthorized, "invalid token", err.Error())
+		return nil
+	}
+	return p.useIdentity(rq, dir, user, attrs)
+}
+
+// bearerToken returns the token of an Authorization: Bearer header.
+func bearerToken(h http.Header) (string, bool) {
+	v := strings.TrimSpace(h.Get("Authorization"))
+	if strings.EqualFold(v, "Bearer") {
+		return "", true
+	}
+	scheme, token, ok := strings.Cut(v, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
+// jwtAlgorithms are the signing algorithms a key verifies: RS256/384/512
+// for an RSA key, the one ES algorithm of an ECDSA key's curve.
+func jwtAlgorithms(key any) []string {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		return []string{"RS256", "RS384", "RS512"}
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return []string{"ES256"}
+		case elliptic.P384():
+			return []string{"ES384"}
+		case elliptic.P521():
+			return []string{"ES512"}
+		}
+	}
+	return nil
+}
+
+// verifyJWT checks a token's signature, expiry (required) and audience
+// (when configured) and reads the user from its claims. Its errors say
+// what is wrong in words a token issuer can act on.
+func verifyJWT(c *config.JWT, token string, now func() time.Time) (dir, user string, attrs []session.Attribute, err error) {
+	if token == "" || len(token) > maxTokenBytes {
+		return "", "", nil, fmt.Errorf("the bearer token is empty or longer than %d bytes", maxTokenBytes)
+	}
+	algs := jwtAlgorithms(c.Key)
+	opts := []jwt.ParserOption{jwt.WithExpirationRequired(), jwt.WithTimeFunc(now)}
+	if c.Audience != "" {
+		opts = append(opts, jwt.WithAudience(c.Audience))
+	}
+	claims := jwt.MapClaims{}
+	_, err = jwt.NewParser(opts...).ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		if !slices.Contains(algs, t.Method.Alg()) {
+			return nil, errAlgorithm
+		}
+		return c.Key, nil
+	})
+	if err != nil {
+		return "", "", nil, jwtReason(err, c, algs, claims)
+	}
+	if user, err = stringClaim(claims, c.UserIDClaim); err != nil {
+		return "", "", nil, err
+	}
+	if d, ok := strings.CutPrefix(c.UserDirectoryClaim, "["); ok {
+		dir = strings.TrimSuffix(d, "]")
+	} else if dir, err = stringClaim(claims, c.UserDirectoryClaim); err != nil {
+		return "", "", nil, err
+	}
+	if dir, err = cleanIdentity("user directory", "token", dir); err != nil {
+		return "", "", nil, err
+	}
+	if user, err = cleanIdentity("user id", "token", user); err != nil {
+		return "", "", nil, err
+	}
+	attrs, err = jwtAttributes(claims, c.AttributeClaims)
+	return dir, user, attrs, err
+}
+
+// errAlgorithm: the token's alg is not one the configured key verifies.
+var errAlgorithm = errors.New("algorithm not accepted")
+
+// jwtReason turns the JWT library's error into a reason for the caller.
+func jwtReason(err error, c *config.JWT, algs []string, claims jwt.MapClaims) error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return errors.New("the bearer token is not a well-formed JWT (three base64url parts separated by dots)")
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		// An alg we refuse (none, HS256, ...) or one the library does not
+		// know.
+		return fmt.Errorf("the token's signing algorithm is not accepted: the configured key verifies %s only", strings.Join(algs, ", "))
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return errors.New("the token's signature does not verify with the configured public key: it was signed by an unknown key")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && claims["exp"] == nil:
+		return errors.New("the token has no exp (expiry) claim; openqps accepts only tokens that expire")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return fmt.Errorf("wrong audience: the token has no aud claim; it must include %q", c.Audience)
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return errors.New("the token has expired (exp is in the past)")
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return fmt.Errorf("wrong audience: the token's aud does not include %q", c.Audience)
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return errors.New("the token is not valid yet (nbf or iat is in the future)")
+	}
+	return fmt.Errorf("the token is invalid: %v", err)
+}
+
+// stringClaim reads a required claim holding a string.
+func stringClaim(claims jwt.MapClaims, name string) (string, error) {
+	v, ok := claims[name]
+	if !ok {
+		return "", fmt.Errorf("the token has no %q claim (the configured claim for the user)", name)
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("the token's %q claim is not a string", name)
+	}
+	return s, nil
+}
+
+// jwtAttributes maps configured claims to session attributes, in claim
+// name order so X-Qlik-Security is stable. A list claim gives one
+// attribute per element; absent claims give none.
+func jwtAttributes(claims jwt.MapClaims, mapping map[string]string) ([]session.Attribute, error) {
+	names := make([]string, 0, len(mapping))
+	for name := range mapping {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var attrs []session.Attribute
+	add := func(claim, key string, v any) error {
+		var s string
+		switch v := v.(type) {
+		case string:
+			s = v
+		case float64, bool:
+			s = fmt.Sprint(v)
+		default:
+			return fmt.Errorf("the token's %q claim holds a %T; attribute claims must be strings, numbers, booleans or lists of them", claim, v)
+		}
+		for _, r := range s {
+			if r < 0x20 || r == 0x7f {
+				return fmt.Errorf("the token's %q claim contains a control character", claim)
+			}
+		}
+		attrs = append(attrs, session.Attribute{Key: key, Value: s})
+		return nil
+	}
+	for _, name := range names {
+		switch v := claims[name].(type) {
+		case nil:
+		case []any:
+			for _, e := range v {
+				if err := add(name, mapping[name], e); err != nil {
+					return nil, err
+				}
+			}
+		default:
+			if err := add(name, mapping[name], v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return attrs, nil
+}

@@ -1,0 +1,11 @@
+package embedded
+
+import bolt "go.etcd.io/bbolt"
+
+// Commits and Queued expose the journal's counters to the tests.
+func (s *Store) Commits() int64 { return s.journal.commits.Load() }
+func (s *Store) Queued() int64  { return s.journal.queued.Load() }
+
+// View and Update run transactions on the store's open database.
+func View(s *Store, fn func(*bolt.Tx) error) error   { return s.db.View(fn) }
+func Update(s *Store, fn func(*bolt.Tx) error) error { return s.db.Update(fn) }

@@ -1,0 +1,251 @@
+// Package embedded is the durable session store openqps serves with by
+// default: a session.Memory whose every change is also written to one
+// bbolt file in the data directory.
+//
+// Durability: Add, Delete, DeleteUser, PutTicket, TakeTicket and PutTarget
+// return only once the change is on disk (fsync'd), so whatever the API
+// acknowledged survives a crash or kill -9. Concurrent changes are group
+// committed: they share one transaction and one fsync. Lookups (Get,
+// Touch, ByUser, List) never touch the disk. Touch is not written per
+// request: a session's LastUsed is recorded when it enters a new interval
+// of FlushInterval and flushed every FlushInterval, so after a crash a
+// session may expire up to two FlushIntervals early.
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/openqps/openqps/internal/session"
+)
+
+// FileName is the store's file inside the data directory.
+const FileName = "sessions.db"
+
+// DefaultFlushInterval is how often last-use times are written when
+// Options.FlushInterval is not set.
+const DefaultFlushInterval = 5 * time.Second
+
+// Options configure a Store. The zero value is usable.
+type Options struct {
+	// Now is the clock expiry is decided by; nil is time.Now.
+	Now func() time.Time
+	// SweepInterval is how often expired entries are removed;
+	// 0 is session.DefaultSweepInterval.
+	SweepInterval time.Duration
+	// FlushInterval is the precision of persisted last-use times and how
+	// often they are written; 0 is DefaultFlushInterval.
+	FlushInterval time.Duration
+	// MaxSessions caps the sessions held (Add returns session.ErrFull);
+	// 0 is no cap.
+	MaxSessions int
+}
+
+// Store is the embedded durable store. It serves every method of
+// session.Memory from memory and writes changes through its journal; all
+// methods are safe for concurrent use.
+type Store struct {
+	*session.Memory
+	db      *bolt.DB
+	journal *journal
+	path    string
+
+	closeOnce sync.Once
+	closeErr  error
+	stop      chan struct{} // closed by Close to end the flusher
+	flushed   chan struct{} // closed by the flusher when it has ended
+}
+
+var _ session.Store = (*Store)(nil)
+
+// Open opens (or creates) the store file at path and loads every live
+// session, ticket and target into memory. Entries that expired while the
+// store was closed are dropped from the file. A file that is locked by
+// another process, damaged or not a store at all is an error that names
+// it and says what to do; Open never starts over with an empty store on
+// its own.
+func Open(path string, o Options) (*Store, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = DefaultFlushInterval
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("session store: create the directory of %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, openError(path, err)
+	}
+	s := &Store{db: db, path: path, stop: make(chan struct{}), flushed: make(chan struct{})}
+	s.journal = newJournal(db, path)
+	s.journal.loading.Store(true)
+	s.Memory = session.NewMemory(
+		session.WithClock(o.Now),
+		session.WithSweepInterval(o.SweepInterval),
+		session.WithJournal(s.journal, o.FlushInterval),
+		session.WithMaxSessions(o.MaxSessions),
+	)
+	if err := s.load(o.Now()); err != nil {
+		s.Memory.Close()
+		s.journal.close()
+		db.Close()
+		return nil, err
+	}
+	s.journal.loading.Store(false)
+	go s.flushEvery(o.FlushInterval, o.Now)
+	return s, nil
+}
+
+// openError explains why bolt could not open the file.
+func openError(path string, err error) error {
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return fmt.Errorf("session store %s is locked by another process (is another openqps running with the same data_dir?): stop it or use another data_dir", path)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
+		return damaged(path, err)
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("session store %s cannot be opened: %w; give the openqps user read and write access to it", path, err)
+	}
+	return fmt.Errorf("open session store %s: %w", path, err)
+}
+
+func damaged(path string, err error) error {
+	return fmt.Errorf("session store %s is damaged or not an openqps session store (%v): "+
+		"move it aside to start with no sessions (everyone logs in again), or restore it from a backup", path, err)
+}
+
+// load fills the memory store from the file, in one read transaction,
+// then removes from the file what has expired. bolt panics on some kinds
+// of damage; that is reported as a damaged file, not a crash.
+func (s *Store) load(now time.Time) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = damaged(s.path, fmt.Errorf("%v", r))
+		}
+	}()
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(metaBucket)
+		if err != nil {
+			return err
+		}
+		switch v := meta.Get(formatKey); {
+		case v == nil:
+			if err := meta.Put(formatKey, []byte{format}); err != nil {
+				return err
+			}
+		case len(v) != 1 || v[0] != format:
+			return fmt.Errorf("record format %v, this openqps reads format %d", v, format)
+		}
+		for _, name := range [][]byte{sessionsBucket, ticketsBucket, targetsBucket} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return damaged(s.path, err)
+	}
+	var expired [][]byte
+	err = s.db.View(func(tx *bolt.Tx) error {
+		ctx := context.Background()
+		err := tx.Bucket(sessionsBucket).ForEach(func(k, v []byte) error {
+			sess, err := decodeSession(k, v)
+			if err != nil {
+				return fmt.Errorf("key %q: %w", k, err)
+			}
+			if sess.Expired(now) {
+				expired = append(expired, append([]byte(nil), k...))
+				return nil
+			}
+			return s.Memory.Add(ctx, sess)
+		})
+		if err != nil {
+			return err
+		}
+		err = tx.Bucket(ticketsBucket).ForEach(func(k, v []byte) error {
+			t, err := decodeTicket(k, v)
+			if err != nil {
+				return fmt.Errorf("ticket: %w", err)
+			}
+			if !now.Before(t.Expires) {
+				return nil // swept below
+			}
+			return s.Memory.PutTicket(ctx, t)
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(targetsBucket).ForEach(func(k, v []byte) error {
+			t, err := decodeTarget(k, v)
+			if err != nil {
+				return fmt.Errorf("target %q: %w", k, err)
+			}
+			if !now.Before(t.Expires) {
+				return nil
+			}
+			return s.Memory.PutTarget(ctx, t)
+		})
+	})
+	if errors.Is(err, session.ErrFull) {
+		return fmt.Errorf("session store %s holds more sessions than store.max_sessions allows: raise the limit", s.path)
+	}
+	if err != nil {
+		return damaged(s.path, err)
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(sessionsBucket)
+		for _, k := range expired {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return sweepExpired(tx, now)
+	})
+}
+
+// flushEvery writes recorded use times and sweeps expired tickets and
+// targets from the file, until Close.
+func (s *Store) flushEvery(interval time.Duration, now func() time.Time) {
+	defer close(s.flushed)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+			// A failed write is reported to the callers of the changes
+			// that share its batch; a lost flush only costs precision.
+			_ = s.journal.flushUsed()
+			_ = s.journal.sweep(now())
+		}
+	}
+}
+
+// Path returns the store's file.
+func (s *Store) Path() string { return s.path }
+
+// Close writes the recorded use times, waits for queued changes to be
+// committed and closes the file. It may be called more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.flushed
+		s.Memory.Close() // stops the sweeper, which queues removals
+		err := s.journal.flushUsed()
+		s.journal.close()
+		s.closeErr = errors.Join(err, s.db.Close())
+	})
+	return s.closeErr
+}
