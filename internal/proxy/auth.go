@@ -347,7 +347,13 @@ func dropTicket(rq *request, rest string) {
 func (p *Proxy) redirectWithoutTicket(rq *request) {
 	u := *rq.r.URL
 	u.Scheme, u.Host = "", ""
-	rq.w.Header().Set("Location", u.RequestURI())
+	loc := u.RequestURI()
+	if strings.HasPrefix(loc, "//") {
+		// "//evil.example/x" is a protocol-relative URL to another
+		// host; the front end served it as the path /evil.example/x.
+		loc = "/" + strings.TrimLeft(loc, "/")
+	}
+	rq.w.Header().Set("Location", loc)
 	rq.w.Header().Set("Cache-Control", "no-store")
 	rq.w.WriteHeader(http.StatusFound)
 	rq.answered = true

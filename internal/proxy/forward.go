@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -69,6 +70,9 @@ func (p *Proxy) forward(rq *request) {
 			return
 		}
 		err := p.forwardTo(rq, n)
+		if p.clientBodyFailed(rq, err) {
+			return
+		}
 		if err == nil || rq.r.Context().Err() != nil {
 			return // done, or the client went away
 		}
@@ -85,6 +89,22 @@ func (p *Proxy) forward(rq *request) {
 		}
 		tried |= 1 << uint(i)
 	}
+}
+
+// clientBodyFailed answers a request whose body could not be read from
+// the client: 408 when it stalled past timeouts.request_body, 400 when
+// its chunked encoding is malformed (or the client went away, and nobody
+// reads the answer). The back end is not to blame.
+func (p *Proxy) clientBodyFailed(rq *request, err error) bool {
+	switch {
+	case errors.Is(err, errClientTooSlow):
+		p.reject(rq, http.StatusRequestTimeout, "request body too slow", "the request body did not arrive within the body timeout (timeouts.request_body)")
+	case errors.Is(err, errClientBody):
+		p.reject(rq, http.StatusBadRequest, "invalid request body", "the request body could not be read: its chunked encoding is malformed or the connection broke")
+	default:
+		return false
+	}
+	return true
 }
 
 // forwardTo forwards the request to one node, counting it in the node's
@@ -133,7 +153,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	out.Host = f.backend.Host
 
 	for k := range out.Header {
-		if len(k) >= 7 && strings.EqualFold(k[:7], "X-Qlik-") {
+		if spoofable(k) {
 			delete(out.Header, k)
 		}
 	}

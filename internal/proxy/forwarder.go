@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -36,13 +37,20 @@ func (p *Proxy) forwardHTTP(rq *request, backend *url.URL) error {
 	out.Host = backend.Host
 	out.URL = &url.URL{Scheme: backend.Scheme, Host: backend.Host, Path: singleJoin(backend.Path, rq.path), RawQuery: in.URL.RawQuery}
 	out.Close = false
+	var body *clientBody
 	if in.ContentLength == 0 {
 		out.Body = nil // no body: the upstream client then retries a dead idle connection
+	} else {
+		body = &clientBody{ReadCloser: in.Body}
+		out.Body = body
 	}
 	out.Header = outboundHeader(in, rq)
 
 	resp, err := rq.vp.upstream.RoundTrip(out)
 	if err != nil {
+		if body != nil && body.err != nil {
+			return body.err // the client's fault, not the back end's
+		}
 		return errors.Join(errBackend, err)
 	}
 	defer resp.Body.Close()
@@ -91,7 +99,7 @@ func outboundHeader(in *http.Request, rq *request) http.Header {
 	out := make(http.Header, len(in.Header)+6)
 	for k, vv := range in.Header {
 		switch {
-		case hopHeaders[k], hasPrefixFold(k, "X-Qlik-"), hasPrefixFold(k, "X-Forwarded-"), k == "Forwarded":
+		case hopHeaders[k], spoofable(k):
 			continue
 		case k == "Cookie":
 			if kept := withoutCookie(vv, rq.vp.cookie(rq.scheme)); len(kept) > 0 {
@@ -132,6 +140,35 @@ func outboundHeader(in *http.Request, rq *request) http.Header {
 	return out
 }
 
+// errClientBody marks a failure to read the client's request body (a
+// client that went away or trickled its body past the body timeout), as
+// opposed to a back end that failed.
+var errClientBody = errors.New("reading the request body failed")
+
+// errClientTooSlow is errClientBody after the body timeout.
+var errClientTooSlow = fmt.Errorf("%w: too slow", errClientBody)
+
+// clientBody records why reading a client's request body failed, so
+// forwardHTTP can tell such failures from back-end ones (net/http's
+// request writer does not wrap body errors).
+type clientBody struct {
+	io.ReadCloser
+	err error // errClientBody or errClientTooSlow joined with the cause
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			b.err = errors.Join(errClientTooSlow, err)
+		} else {
+			b.err = errors.Join(errClientBody, err)
+		}
+	}
+	return n, err
+}
+
 // Constant header values, shared by every request (never modified).
 var (
 	teTrailers     = []string{"trailers"}
@@ -151,6 +188,19 @@ func removeHopHeaders(h http.Header) {
 	for k := range hopHeaders {
 		delete(h, k)
 	}
+}
+
+// spoofable reports whether a client-sent header names identity or
+// forwarding facts that only openqps may state: X-Qlik-*, X-Forwarded-*,
+// Forwarded and X-Real-IP. Underscores count as dashes, because some
+// back ends (CGI-style servers, IIS modules) read X_Qlik_User as
+// X-Qlik-User.
+func spoofable(name string) bool {
+	if strings.IndexByte(name, '_') >= 0 {
+		name = strings.ReplaceAll(name, "_", "-")
+	}
+	return hasPrefixFold(name, "X-Qlik-") || hasPrefixFold(name, "X-Forwarded-") ||
+		strings.EqualFold(name, "Forwarded") || strings.EqualFold(name, "X-Real-Ip")
 }
 
 func hasPrefixFold(s, prefix string) bool {
