@@ -10,6 +10,10 @@
 # The servers share core 0 (taskset), wrk runs on core 1. Targets alternate
 # over ROUNDS rounds so machine noise hits all alike; the table shows medians.
 # Compare ratios, not absolutes: two cores are shared by load and servers.
+# Then: session adds/s over the API, openqps memory per open websocket,
+# the embedded store's adds/s and restart time with RESTART_SESSIONS (1M),
+# and the memory store at scale (RSS, GC cycle, p50/p99 with 1k vs 1M).
+# WEBSOCKETS=0, RESTART=0, SCALE=0, APILOAD=0 skip parts.
 # Traffic goes to 127.0.0.1 only; every wrk run is bounded by DURATION.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +45,7 @@ waitport() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/nu
 go build -o "$tmp/openqps" ./cmd/openqps
 go build -o "$tmp/backend" ./bench/backend
 go build -o "$tmp/apiload" ./bench/apiload
+go build -o "$tmp/wsload" ./bench/wsload
 "$tmp/openqps" certs --data-dir "$tmp/data" >/dev/null
 C="$tmp/data/certs"
 
@@ -166,6 +171,61 @@ if [ "${APILOAD:-1}" = 1 ]; then
   echo
   echo "session API: adds/s over mutual TLS with keep-alive (store: ${STORE:-memory})"
   taskset -c 1 "$tmp/apiload" -api https://127.0.0.1:$AP -certs "$C" -vp bench -c 32 -d "$DURATION"
+fi
+
+if [ "${WEBSOCKETS:-1}" = 1 ]; then
+  echo
+  n=${WS_CONNS:-10000}
+  # openqps holds two descriptors per websocket (browser side, back end side).
+  hard=$(ulimit -Hn)
+  if [ "$hard" != unlimited ] && [ $(( (hard - 200) / 2 )) -lt "$n" ]; then n=$(( (hard - 200) / 2 )); fi
+  echo "websockets: openqps memory per open proxied websocket, $n held open (HTTPS front end, echo back end)"
+  taskset -c 1 "$tmp/wsload" -url "https://127.0.0.1:$FP/bench/ws" -cookie "X-Qlik-Session-bench=$SID" \
+    -root "$C/root.pem" -n "$n" -pid "$OQ" | sed 's/^/  /'
+fi
+
+# The embedded durable store: adds/s while filling it, then the time from
+# start to ready (a request with a stored session answered) after a restart.
+if [ "${RESTART:-1}" = 1 ]; then
+  echo
+  RN=${RESTART_SESSIONS:-1000000}
+  echo "embedded store: session adds/s (acknowledged when durable) filling $RN sessions, then restart to ready"
+  EP=$(freeport); EAP=$(freeport)
+  mkdir -p "$tmp/edata" && cp -r "$C" "$tmp/edata/certs"
+  cat > "$tmp/embedded.yaml" <<YAML
+data_dir: $tmp/edata
+frontend: {listen: "127.0.0.1:$EP"}
+api: {listen: "127.0.0.1:$EAP"}
+store: {type: embedded}
+log: {level: warn}
+virtual_proxies:
+  - prefix: bench
+    backends: ["http://127.0.0.1:$BP"]
+YAML
+  start_embedded() { taskset -c 0 "$tmp/openqps" serve --config "$tmp/embedded.yaml" 2>>"$tmp/embedded.log" & EQ=$!; pids+=($EQ); }
+  served() { [ "$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: X-Qlik-Session-bench=$SID" "https://127.0.0.1:$EP/bench/hub/")" = 200 ]; }
+  start_embedded
+  waitport $EAP
+  if grep -q "not available" "$tmp/embedded.log"; then
+    echo "  n/a (embedded store not built)"
+    kill -TERM $EQ; wait $EQ || true
+  else
+    "$tmp/openqps" session add --api https://127.0.0.1:$EAP --certs "$C" --vp bench --user 'BENCH\user1' \
+      --attr Group=A --attr Group=B --id $SID >/dev/null
+    taskset -c 1 "$tmp/apiload" -api https://127.0.0.1:$EAP -certs "$C" -vp bench -c 32 -n "$RN" -d 30m | sed 's/^/  /'
+    kill -TERM $EQ; wait $EQ || true
+    t0=$(date +%s%N)
+    start_embedded
+    deadline=$(( t0 + 300000000000 ))
+    until served; do
+      [ "$(date +%s%N)" -lt $deadline ] || { echo "  not ready 300 s after the restart: see $tmp/embedded.log" >&2; cat "$tmp/embedded.log" >&2; exit 1; }
+      sleep 0.02
+    done
+    t1=$(date +%s%N)
+    rss=$(awk '/VmRSS/ {print $2}' /proc/$EQ/status)
+    echo "  restart_to_ready=$(( (t1 - t0) / 1000000 ))ms sessions=$((RN + 1)) rss_mb=$(( rss / 1024 ))"
+    kill -TERM $EQ; wait $EQ || true
+  fi
 fi
 
 if [ "${SCALE:-1}" = 1 ]; then

@@ -1,7 +1,8 @@
 // Command apiload measures session adds per second through the trusted
 // API over mutual TLS with keep-alive, as a busy login module would call
 // it: -c workers post new sessions for -d, and it prints the rate and
-// latency percentiles of acknowledged adds.
+// latency percentiles of acknowledged adds. With -n it stops after that
+// many adds, to fill a store for the restart figure.
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openqps/openqps/internal/pki"
@@ -28,6 +30,7 @@ func main() {
 	vp := flag.String("vp", "", "virtual proxy prefix")
 	workers := flag.Int("c", 32, "concurrent callers")
 	duration := flag.Duration("d", 5*time.Second, "how long to run")
+	limit := flag.Int64("n", 0, "stop after this many adds (0: run for -d); -d still bounds the run")
 	h2 := flag.Bool("h2", false, "use HTTP/2 (one multiplexed connection) instead of HTTP/1.1 keep-alive")
 	flag.Parse()
 
@@ -50,6 +53,7 @@ func main() {
 	var latencies []time.Duration
 	var failures int
 	var wg sync.WaitGroup
+	var started atomic.Int64
 	start := time.Now()
 	for w := 0; w < *workers; w++ {
 		wg.Add(1)
@@ -57,7 +61,7 @@ func main() {
 			defer wg.Done()
 			var mine []time.Duration
 			bad := 0
-			for ctx.Err() == nil {
+			for ctx.Err() == nil && (*limit == 0 || started.Add(1) <= *limit) {
 				t0 := time.Now()
 				_, err := client.AddSession(context.Background(), *vp, qpsapi.UserRequest{
 					UserDirectory: "BENCH", UserId: "user" + session.NewID()[:8], SessionId: session.NewID(),

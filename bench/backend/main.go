@@ -1,6 +1,7 @@
 // Command backend is the tiny back end the load benchmark measures
 // against: it answers every request with a short body, over plain HTTP
 // and, with -tls-cert/-tls-key, over HTTPS too (for "direct over TLS").
+// Under /ws it is a websocket echo server, for the websocket memory figure.
 package main
 
 import (
@@ -8,6 +9,8 @@ import (
 	"log"
 	"net/http"
 	"strconv"
+
+	"github.com/openqps/openqps/bench/internal/websocket"
 )
 
 func main() {
@@ -19,6 +22,10 @@ func main() {
 
 	body := []byte("hello from the benchmark back end\n")
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ws" {
+			websocket.EchoHandler(w, r)
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.Write(body)

@@ -59,12 +59,17 @@ func main() {
 		}
 	}
 	fill := time.Since(start)
+	// A full collection marks everything the store holds: its duration is
+	// what each GC cycle costs with this many sessions.
+	gcStart := time.Now()
 	runtime.GC()
+	gcCycle := time.Since(gcStart)
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Printf("sessions=%d fill=%s rss_mb=%.0f (empty process %.0f) heap_inuse_mb=%.0f bytes_per_session=%.0f\n",
-		*n, fill.Round(time.Millisecond), rss()/1e6, rssBefore/1e6, float64(ms.HeapInuse)/1e6, (rss()-rssBefore)/float64(max(*n, 1)))
+	fmt.Printf("sessions=%d fill=%s rss_mb=%.0f (empty process %.0f) heap_inuse_mb=%.0f bytes_per_session=%.0f gc_cycle=%s\n",
+		*n, fill.Round(time.Millisecond), rss()/1e6, rssBefore/1e6, float64(ms.HeapInuse)/1e6, (rss()-rssBefore)/float64(max(*n, 1)),
+		gcCycle.Round(10*time.Microsecond))
 	if *memProfile != "" {
 		f, err := os.Create(*memProfile)
 		if err != nil {
@@ -105,6 +110,8 @@ virtual_proxies:
 	if _, err := exec.LookPath("taskset"); err == nil {
 		wrk = []string{"taskset", "-c", "1", "wrk"}
 	}
+	var gcBefore runtime.MemStats
+	runtime.ReadMemStats(&gcBefore)
 	out, err := exec.Command(wrk[0], append(wrk[1:], "-t1", fmt.Sprintf("-c%d", *conns), "-d"+*duration, "--latency",
 		"-H", "Cookie: X-Qlik-Session-bench="+probe, "https://"+srv.FrontendAddr+"/bench/hub/")...).CombinedOutput()
 	if err != nil {
@@ -125,7 +132,10 @@ virtual_proxies:
 			log.Fatalf("wrk saw errors:\n%s", out)
 		}
 	}
-	fmt.Printf("sessions=%d rps=%s p50=%s p99=%s\n", *n, rps, p50, p99)
+	var gcAfter runtime.MemStats
+	runtime.ReadMemStats(&gcAfter)
+	fmt.Printf("sessions=%d rps=%s p50=%s p99=%s gc_cycles=%d gc_pause_total=%s\n", *n, rps, p50, p99,
+		gcAfter.NumGC-gcBefore.NumGC, time.Duration(gcAfter.PauseTotalNs-gcBefore.PauseTotalNs).Round(time.Microsecond))
 }
 
 // rss is the resident set size of this process in bytes.

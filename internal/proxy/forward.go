@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -23,10 +25,10 @@ type forwarding struct {
 
 // newReverseProxy builds the ReverseProxy of a virtual proxy. Its
 // transport keeps upstream connections alive and reuses them.
-func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
+func (p *Proxy) newReverseProxy(transport http.RoundTripper) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:    p.rewrite,
-		Transport:  p.transport(),
+		Transport:  transport,
 		BufferPool: copyBuffers,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			f, _ := r.Context().Value(forwardKey{}).(*forwarding)
@@ -55,28 +57,82 @@ func (b *bufferPool) Get() []byte {
 
 func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }
 
-// sharedUpstream pools the connections to every back end.
-var sharedUpstream = newUpstream()
-
-func (p *Proxy) transport() http.RoundTripper { return sharedUpstream }
-
 // forward sends an authenticated request to a back end of its virtual
-// proxy.
+// proxy, chosen by its load-balancing policy among the healthy ones. A
+// node that cannot be reached is taken out, and the request goes to the
+// next one when nothing of it was sent yet or it has no body.
 func (p *Proxy) forward(rq *request) {
-	backend := rq.vp.pickBackend()
+	var tried nodeSet
+	for {
+		n, i := rq.vp.pool.pick(rq, tried, p.opts.Now())
+		if n == nil {
+			p.noBackend(rq, tried != 0)
+			return
+		}
+		err := p.forwardTo(rq, n)
+		if p.clientBodyFailed(rq, err) {
+			return
+		}
+		if err == nil || rq.r.Context().Err() != nil {
+			return // done, or the client went away
+		}
+		p.log.Error("back end failed", "event", "backend.error", "vp", rq.vp.cfg.Prefix, "backend", n.url.Host, "err", err)
+		if !unreachable(err) {
+			p.reject(rq, http.StatusBadGateway, "back end failed", "the back end did not answer properly; retry shortly")
+			return
+		}
+		rq.vp.pool.failed(n, p.opts.Now())
+		p.log.Warn("back end taken out", "event", "backend.down", "vp", rq.vp.cfg.Prefix, "backend", n.url.Host, "for", rq.vp.pool.outFor())
+		if !dialFailed(err) && (rq.r.ContentLength != 0 || isUpgrade(rq.r)) {
+			p.reject(rq, http.StatusBadGateway, "back end unavailable", "the back end failed while answering; retry shortly")
+			return
+		}
+		tried |= 1 << uint(i)
+	}
+}
+
+// clientBodyFailed answers a request whose body could not be read from
+// the client: 408 when it stalled past timeouts.request_body, 400 when
+// its chunked encoding is malformed (or the client went away, and nobody
+// reads the answer). The back end is not to blame.
+func (p *Proxy) clientBodyFailed(rq *request, err error) bool {
+	switch {
+	case errors.Is(err, errClientTooSlow):
+		p.reject(rq, http.StatusRequestTimeout, "request body too slow", "the request body did not arrive within the body timeout (timeouts.request_body)")
+	case errors.Is(err, errClientBody):
+		p.reject(rq, http.StatusBadRequest, "invalid request body", "the request body could not be read: its chunked encoding is malformed or the connection broke")
+	default:
+		return false
+	}
+	return true
+}
+
+// forwardTo forwards the request to one node, counting it in the node's
+// load while it runs.
+func (p *Proxy) forwardTo(rq *request, n *node) error {
+	n.inflight.Add(1)
+	defer n.inflight.Add(-1)
 	if isUpgrade(rq.r) {
-		f := &forwarding{rq: rq, backend: backend}
+		f := &forwarding{rq: rq, backend: n.url}
 		r := rq.r.WithContext(context.WithValue(rq.r.Context(), forwardKey{}, f))
 		rq.vp.proxy.ServeHTTP(rq.w, r)
+		return nil
+	}
+	return p.forwardHTTP(rq, n.url)
+}
+
+// noBackend answers a request no node can take, right away, never after
+// a wait: 502 when the nodes it tried could not be reached, 503 when every
+// node was already known to be down.
+func (p *Proxy) noBackend(rq *request, triedSome bool) {
+	rq.w.Header().Set("Retry-After", "5")
+	if triedSome {
+		p.reject(rq, http.StatusBadGateway, "back end unavailable",
+			fmt.Sprintf("no back end of virtual proxy %q could be reached; retry shortly", rq.vp.cfg.Prefix))
 		return
 	}
-	if err := p.forwardHTTP(rq, backend); err != nil {
-		if rq.r.Context().Err() != nil {
-			return // the client went away
-		}
-		p.log.Error("back end failed", "event", "backend.error", "backend", backend.Host, "err", err)
-		p.reject(rq, http.StatusBadGateway, "back end unavailable", "the back end did not answer; retry shortly")
-	}
+	p.reject(rq, http.StatusServiceUnavailable, "no back end available",
+		fmt.Sprintf("every back end of virtual proxy %q is down; retry shortly", rq.vp.cfg.Prefix))
 }
 
 // rewrite builds the outgoing request: the back end's URL with the virtual
@@ -97,7 +153,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	out.Host = f.backend.Host
 
 	for k := range out.Header {
-		if len(k) >= 7 && strings.EqualFold(k[:7], "X-Qlik-") {
+		if spoofable(k) {
 			delete(out.Header, k)
 		}
 	}
@@ -137,8 +193,14 @@ func userHeader(s session.Session) string {
 // securityHeader is the X-Qlik-Security value carrying the session's
 // attributes: SecureRequest=true; Context=AppAccess; Group=Sales; ...
 func securityHeader(s session.Session) string {
+	const head = "SecureRequest=true; Context=AppAccess;"
+	n := len(head)
+	for _, a := range s.Attributes {
+		n += len(a.Key) + len(a.Value) + 3
+	}
 	var b strings.Builder
-	b.WriteString("SecureRequest=true; Context=AppAccess;")
+	b.Grow(n) // exact unless a value needs escaping
+	b.WriteString(head)
 	for _, a := range s.Attributes {
 		b.WriteByte(' ')
 		b.WriteString(headerEscape(a.Key))

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +48,9 @@ type Proxy struct {
 	log    *slog.Logger
 	opts   Options
 	routes atomic.Pointer[routes]
+
+	mu        sync.Mutex // serialises SetConfig and Close; guards upstreams
+	upstreams map[upstreamKey]*upstream
 }
 
 // New returns a front end for cfg that keeps sessions in store.
@@ -63,12 +67,51 @@ func New(cfg *config.Config, store session.Store, log *slog.Logger, opts Options
 
 // SetConfig makes cfg apply to requests that start after it returns.
 func (p *Proxy) SetConfig(cfg *config.Config) error {
-	rt, err := newRoutes(cfg, p)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rt, err := newRoutes(cfg, p, p.routes.Load())
 	if err != nil {
 		return err
 	}
-	p.routes.Store(rt)
+	if old := p.routes.Swap(rt); old != nil {
+		old.stopHealth()
+	}
 	return nil
+}
+
+// Close stops the health checks and closes idle back-end connections.
+// Requests still in flight finish.
+func (p *Proxy) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if rt := p.routes.Load(); rt != nil {
+		rt.stopHealth()
+	}
+	for _, u := range p.upstreams {
+		u.CloseIdleConnections()
+	}
+}
+
+// upstreamKey tells apart the upstream clients of virtual proxies with
+// different back-end timeouts.
+type upstreamKey struct{ connect, response time.Duration }
+
+// upstreamFor returns the upstream client with the given timeouts, shared
+// by every virtual proxy that has them and kept across reloads, so a
+// reload does not drop the pooled connections. p.mu is held.
+func (p *Proxy) upstreamFor(connect, response time.Duration) *upstream {
+	k := upstreamKey{connect, response}
+	if u := p.upstreams[k]; u != nil {
+		return u
+	}
+	if p.upstreams == nil {
+		p.upstreams = map[upstreamKey]*upstream{}
+	}
+	u := newUpstream()
+	u.dialer.Timeout = connect
+	u.responseTimeout = response
+	p.upstreams[k] = u
+	return u
 }
 
 // request is one front-end request on its way through the handlers.
@@ -158,10 +201,15 @@ func (p *Proxy) challenge(rq *request) {
 		p.reject(rq, http.StatusUnauthorized, "not authenticated", "no valid session: open the page in a browser to log in, or send the session cookie "+vp.cookie(rq.scheme))
 		return
 	}
+	uri, err := p.loginTarget(rq)
+	if err != nil {
+		p.reject(rq, http.StatusBadRequest, "reloadUri not allowed", err.Error())
+		return
+	}
 	target := session.Target{
 		ID:      newGUID(),
 		Prefix:  vp.cfg.Prefix,
-		URI:     p.originalURL(rq),
+		URI:     uri,
 		Expires: p.opts.Now().Add(rq.routes.cfg.Sessions.TargetTTL),
 	}
 	if err := p.store.PutTarget(rq.r.Context(), target); err != nil {

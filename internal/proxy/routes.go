@@ -1,13 +1,13 @@
 package proxy
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync/atomic"
 
 	"github.com/openqps/openqps/internal/config"
 )
@@ -19,6 +19,8 @@ type routes struct {
 	byPrefix map[string]*virtualProxy
 	def      *virtualProxy   // prefix ""; nil when not configured
 	hosts    map[string]bool // names of this proxy, see Options.Hosts
+	// stopHealth ends the active health checks of these routes.
+	stopHealth context.CancelFunc
 }
 
 // virtualProxy is one configured virtual proxy, ready to serve.
@@ -29,8 +31,8 @@ type virtualProxy struct {
 	// appends "-HTTP", so a cookie set without Secure never stands in
 	// for the HTTPS one.
 	cookieNameHTTP string
-	backends       []*url.URL
-	next           atomic.Uint64 // round robin
+	pool           *pool
+	upstream       *upstream // pooled connections, with the virtual proxy's timeouts
 	// responseHeaders are the additional_response_headers, canonical
 	// names, ready to copy into every response.
 	responseHeaders http.Header
@@ -39,7 +41,10 @@ type virtualProxy struct {
 	userPattern config.UserPattern
 }
 
-func newRoutes(cfg *config.Config, p *Proxy) (*routes, error) {
+// newRoutes builds the routes of cfg. Back ends that old (the routes
+// being replaced, or nil) knew keep their health, so a reload neither
+// revives a dead node nor buries a live one.
+func newRoutes(cfg *config.Config, p *Proxy, old *routes) (*routes, error) {
 	rt := &routes{cfg: cfg, byPrefix: map[string]*virtualProxy{}, hosts: map[string]bool{}}
 	for _, h := range append([]string{"localhost", "127.0.0.1", "::1"}, p.opts.Hosts...) {
 		rt.hosts[hostOnly(h)] = true
@@ -52,8 +57,12 @@ func newRoutes(cfg *config.Config, p *Proxy) (*routes, error) {
 		if len(c.BackendURLs) == 0 {
 			return nil, fmt.Errorf("virtual proxy %q has no back end", c.Prefix)
 		}
-		vp := &virtualProxy{cfg: c, cookieName: c.SessionCookieName, cookieNameHTTP: c.SessionCookieName + "-HTTP", backends: c.BackendURLs}
-		vp.proxy = p.newReverseProxy()
+		vp := &virtualProxy{cfg: c, cookieName: c.SessionCookieName, cookieNameHTTP: c.SessionCookieName + "-HTTP", pool: newPool(c)}
+		vp.upstream = p.upstreamFor(c.Proxying.BackendConnectTimeout, c.Proxying.BackendResponseTimeout)
+		vp.proxy = p.newReverseProxy(vp.upstream)
+		if old != nil {
+			vp.pool.inherit(old.vpByPrefix(c.Prefix))
+		}
 		if c.Auth.AuthenticationMethod == config.AuthHeaderDynamic {
 			vp.userPattern, _ = config.ParseUserPattern(c.Auth.DynamicUserDirectory) // validated with the config
 		}
@@ -69,7 +78,34 @@ func newRoutes(cfg *config.Config, p *Proxy) (*routes, error) {
 			rt.byPrefix[c.Prefix] = vp
 		}
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rt.stopHealth = cancel
+	for _, vp := range rt.all() {
+		if hc := vp.cfg.Proxying.HealthCheck; hc.Path != "" {
+			go checkHealth(ctx, vp.cfg.Prefix, vp.pool, hc, p.log)
+		}
+	}
 	return rt, nil
+}
+
+// vpByPrefix returns the virtual proxy with the exact prefix, or nil.
+func (rt *routes) vpByPrefix(prefix string) *virtualProxy {
+	if prefix == "" {
+		return rt.def
+	}
+	return rt.byPrefix[prefix]
+}
+
+// all returns every virtual proxy.
+func (rt *routes) all() []*virtualProxy {
+	vps := make([]*virtualProxy, 0, len(rt.byPrefix)+1)
+	if rt.def != nil {
+		vps = append(vps, rt.def)
+	}
+	for _, vp := range rt.byPrefix {
+		vps = append(vps, vp)
+	}
+	return vps
 }
 
 // hostAllowed reports whether host (a Host header) names this proxy for
@@ -85,15 +121,6 @@ func (rt *routes) hostAllowed(host string, vp *virtualProxy) bool {
 		}
 	}
 	return false
-}
-
-// pickBackend chooses the back end for one request, round robin.
-func (vp *virtualProxy) pickBackend() *url.URL {
-	if len(vp.backends) == 1 {
-		return vp.backends[0]
-	}
-	n := vp.next.Add(1)
-	return vp.backends[n%uint64(len(vp.backends))]
 }
 
 // cookie is the name of the session cookie for a request that came in
