@@ -6,6 +6,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,6 +52,10 @@ type Proxy struct {
 
 	mu        sync.Mutex // serialises SetConfig and Close; guards upstreams
 	upstreams map[upstreamKey]*upstream
+
+	// credentialKey keys the session ids of header and JWT users
+	// (credentialSession); made in New, it never leaves the process.
+	credentialKey [32]byte
 }
 
 // New returns a front end for cfg that keeps sessions in store.
@@ -59,6 +64,7 @@ func New(cfg *config.Config, store session.Store, log *slog.Logger, opts Options
 		opts.Now = time.Now
 	}
 	p := &Proxy{store: store, log: log, opts: opts}
+	rand.Read(p.credentialKey[:])
 	if err := p.SetConfig(cfg); err != nil {
 		return nil, err
 	}
