@@ -40,10 +40,19 @@ func (p *Proxy) forwardHTTP(rq *request, backend *url.URL) error {
 		out.Body = nil // no body: the upstream client then retries a dead idle connection
 	}
 	out.Header = outboundHeader(in, rq)
+	if isWebsocket(in) {
+		// outboundHeader dropped these hop-by-hop headers; a websocket
+		// upgrade is the one hop openqps passes on.
+		out.Header["Connection"] = []string{"Upgrade"}
+		out.Header["Upgrade"] = []string{"websocket"}
+	}
 
 	resp, err := rq.vp.upstream.RoundTrip(out)
 	if err != nil {
 		return errors.Join(errBackend, err)
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return p.tunnelWebsocket(rq, resp)
 	}
 	defer resp.Body.Close()
 
