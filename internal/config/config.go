@@ -27,6 +27,7 @@ type Config struct {
 	Log            Log            `yaml:"log"`
 	Metrics        Metrics        `yaml:"metrics"`
 	Audit          Audit          `yaml:"audit"`
+	Timeouts       Timeouts       `yaml:"timeouts"`
 	VirtualProxies []VirtualProxy `yaml:"virtual_proxies"`
 
 	// Demo is true when no configuration file was given: the built-in
@@ -279,6 +280,7 @@ func (c *Config) finish(root *yaml.Node) error {
 	if len(c.VirtualProxies) == 0 {
 		v.fail("virtual_proxies", "name at least one virtual proxy, e.g. {prefix: \"\", backends: [\"http://127.0.0.1:9000\"]}")
 	}
+	v.timeouts(&c.Timeouts)
 	v.listen("frontend.listen", c.Frontend.Listen)
 	v.listen("api.listen", c.API.Listen)
 	if c.Frontend.HTTPListen != "" {

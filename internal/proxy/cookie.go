@@ -35,18 +35,22 @@ func cookieValues(headers []string, name string, fn func(string) bool) {
 func withoutCookie(headers []string, name string) []string {
 	var out []string
 	for _, h := range headers {
-		var kept []string
-		for _, part := range strings.Split(h, ";") {
-			k, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if k == name {
+		var b strings.Builder
+		b.Grow(len(h) + 16) // "; " may replace a bare ";"
+		for h != "" {
+			var part string
+			part, h, _ = strings.Cut(h, ";")
+			part = strings.TrimSpace(part)
+			if k, _, _ := strings.Cut(part, "="); k == name || part == "" {
 				continue
 			}
-			if p := strings.TrimSpace(part); p != "" {
-				kept = append(kept, p)
+			if b.Len() > 0 {
+				b.WriteString("; ")
 			}
+			b.WriteString(part)
 		}
-		if len(kept) > 0 {
-			out = append(out, strings.Join(kept, "; "))
+		if b.Len() > 0 {
+			out = append(out, b.String())
 		}
 	}
 	return out

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,7 +11,7 @@ import (
 	"github.com/openqps/openqps/internal/session"
 )
 
-// copyBuffers recycles the 32 KB buffers ReverseProxy copies bodies
+// copyBuffers recycles the 32 KB buffers bodies and websockets are copied
 // through; without it every proxied response allocates one.
 var copyBuffers = &bufferPool{}
 
@@ -41,6 +42,9 @@ func (p *Proxy) forward(rq *request) {
 			return
 		}
 		err := p.forwardTo(rq, n)
+		if p.clientBodyFailed(rq, err) {
+			return
+		}
 		if err == nil || rq.r.Context().Err() != nil {
 			return // done, or the client went away
 		}
@@ -57,6 +61,22 @@ func (p *Proxy) forward(rq *request) {
 		}
 		tried |= 1 << uint(i)
 	}
+}
+
+// clientBodyFailed answers a request whose body could not be read from
+// the client: 408 when it stalled past timeouts.request_body, 400 when
+// its chunked encoding is malformed (or the client went away, and nobody
+// reads the answer). The back end is not to blame.
+func (p *Proxy) clientBodyFailed(rq *request, err error) bool {
+	switch {
+	case errors.Is(err, errClientTooSlow):
+		p.reject(rq, http.StatusRequestTimeout, "request body too slow", "the request body did not arrive within the body timeout (timeouts.request_body)")
+	case errors.Is(err, errClientBody):
+		p.reject(rq, http.StatusBadRequest, "invalid request body", "the request body could not be read: its chunked encoding is malformed or the connection broke")
+	default:
+		return false
+	}
+	return true
 }
 
 // forwardTo forwards the request to one node, counting it in the node's
@@ -103,8 +123,14 @@ func userHeader(s session.Session) string {
 // securityHeader is the X-Qlik-Security value carrying the session's
 // attributes: SecureRequest=true; Context=AppAccess; Group=Sales; ...
 func securityHeader(s session.Session) string {
+	const head = "SecureRequest=true; Context=AppAccess;"
+	n := len(head)
+	for _, a := range s.Attributes {
+		n += len(a.Key) + len(a.Value) + 3
+	}
 	var b strings.Builder
-	b.WriteString("SecureRequest=true; Context=AppAccess;")
+	b.Grow(n) // exact unless a value needs escaping
+	b.WriteString(head)
 	for _, a := range s.Attributes {
 		b.WriteByte(' ')
 		b.WriteString(headerEscape(a.Key))

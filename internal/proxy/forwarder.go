@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -36,8 +37,12 @@ func (p *Proxy) forwardHTTP(rq *request, backend *url.URL) error {
 	out.Host = backend.Host
 	out.URL = &url.URL{Scheme: backend.Scheme, Host: backend.Host, Path: singleJoin(backend.Path, rq.path), RawQuery: in.URL.RawQuery}
 	out.Close = false
+	var body *clientBody
 	if in.ContentLength == 0 {
 		out.Body = nil // no body: the upstream client then retries a dead idle connection
+	} else {
+		body = &clientBody{ReadCloser: in.Body}
+		out.Body = body
 	}
 	out.Header = outboundHeader(in, rq)
 	if isWebsocket(in) {
@@ -49,6 +54,9 @@ func (p *Proxy) forwardHTTP(rq *request, backend *url.URL) error {
 
 	resp, err := rq.vp.upstream.RoundTrip(out)
 	if err != nil {
+		if body != nil && body.err != nil {
+			return body.err // the client's fault, not the back end's
+		}
 		return errors.Join(errBackend, err)
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
@@ -100,7 +108,7 @@ func outboundHeader(in *http.Request, rq *request) http.Header {
 	out := make(http.Header, len(in.Header)+6)
 	for k, vv := range in.Header {
 		switch {
-		case hopHeaders[k], hasPrefixFold(k, "X-Qlik-"), hasPrefixFold(k, "X-Forwarded-"), k == "Forwarded":
+		case hopHeaders[k], spoofable(k):
 			continue
 		case k == "Cookie":
 			if kept := withoutCookie(vv, rq.vp.cookie(rq.scheme)); len(kept) > 0 {
@@ -114,22 +122,69 @@ func outboundHeader(in *http.Request, rq *request) http.Header {
 		delete(out, t)
 	}
 	if te := in.Header["Te"]; len(te) > 0 && headerHasToken(in.Header, "Te", "trailers") {
-		out["Te"] = []string{"trailers"}
+		out["Te"] = teTrailers
 	}
 	if _, ok := out["User-Agent"]; !ok {
-		out["User-Agent"] = []string{""} // keep Go from adding its own
+		out["User-Agent"] = emptyValue // keep Go from adding its own
 	}
+	// The values openqps sets share one backing array: one allocation
+	// instead of one per header.
 	s := rq.session
-	out["X-Qlik-User"] = []string{userHeader(s)}
-	out["X-Qlik-Security"] = []string{securityHeader(s)}
-	out["X-Qlik-Virtual-Proxy-Prefix"] = []string{s.Prefix}
-	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
-		out["X-Forwarded-For"] = []string{ip}
+	set := make([]string, 0, 5)
+	add := func(k, v string) {
+		set = append(set, v)
+		out[k] = set[len(set)-1:]
 	}
-	out["X-Forwarded-Host"] = []string{in.Host}
-	out["X-Forwarded-Proto"] = []string{rq.scheme}
+	add("X-Qlik-User", userHeader(s))
+	add("X-Qlik-Security", securityHeader(s))
+	add("X-Qlik-Virtual-Proxy-Prefix", s.Prefix)
+	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+		add("X-Forwarded-For", ip)
+	}
+	add("X-Forwarded-Host", in.Host)
+	out["X-Forwarded-Proto"] = forwardedHTTP
+	if rq.scheme == "https" {
+		out["X-Forwarded-Proto"] = forwardedHTTPS
+	}
 	return out
 }
+
+// errClientBody marks a failure to read the client's request body (a
+// client that went away or trickled its body past the body timeout), as
+// opposed to a back end that failed.
+var errClientBody = errors.New("reading the request body failed")
+
+// errClientTooSlow is errClientBody after the body timeout.
+var errClientTooSlow = fmt.Errorf("%w: too slow", errClientBody)
+
+// clientBody records why reading a client's request body failed, so
+// forwardHTTP can tell such failures from back-end ones (net/http's
+// request writer does not wrap body errors).
+type clientBody struct {
+	io.ReadCloser
+	err error // errClientBody or errClientTooSlow joined with the cause
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			b.err = errors.Join(errClientTooSlow, err)
+		} else {
+			b.err = errors.Join(errClientBody, err)
+		}
+	}
+	return n, err
+}
+
+// Constant header values, shared by every request (never modified).
+var (
+	teTrailers     = []string{"trailers"}
+	emptyValue     = []string{""}
+	forwardedHTTP  = []string{"http"}
+	forwardedHTTPS = []string{"https"}
+)
 
 func removeHopHeaders(h http.Header) {
 	for _, v := range h["Connection"] {
@@ -142,6 +197,19 @@ func removeHopHeaders(h http.Header) {
 	for k := range hopHeaders {
 		delete(h, k)
 	}
+}
+
+// spoofable reports whether a client-sent header names identity or
+// forwarding facts that only openqps may state: X-Qlik-*, X-Forwarded-*,
+// Forwarded and X-Real-IP. Underscores count as dashes, because some
+// back ends (CGI-style servers, IIS modules) read X_Qlik_User as
+// X-Qlik-User.
+func spoofable(name string) bool {
+	if strings.IndexByte(name, '_') >= 0 {
+		name = strings.ReplaceAll(name, "_", "-")
+	}
+	return hasPrefixFold(name, "X-Qlik-") || hasPrefixFold(name, "X-Forwarded-") ||
+		strings.EqualFold(name, "Forwarded") || strings.EqualFold(name, "X-Real-Ip")
 }
 
 func hasPrefixFold(s, prefix string) bool {

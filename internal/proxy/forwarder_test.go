@@ -137,3 +137,15 @@ func TestForwardToDeadBackendIs502(t *testing.T) {
 		t.Errorf("%d %s", resp.StatusCode, body)
 	}
 }
+
+func TestSpoofableHeaders(t *testing.T) {
+	for name, want := range map[string]bool{
+		"X-Qlik-User": true, "x-qlik-security": true, "X_Qlik_User": true, "X-Qlik_Virtual-Proxy-Prefix": true,
+		"X-Forwarded-For": true, "X_Forwarded_Host": true, "Forwarded": true, "X-Real-Ip": true,
+		"X-Qlik": false, "Accept": false, "X-Qlikuser": false, "X-Requested-With": false,
+	} {
+		if got := spoofable(name); got != want {
+			t.Errorf("spoofable(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

@@ -34,6 +34,11 @@ func cleanPath(decoded, escaped string) (string, error) {
 	if containsFold(escaped, "%2f") || containsFold(escaped, "%5c") {
 		return "", errors.New("the path contains an encoded slash or backslash")
 	}
+	if hasPercentEscape(decoded) {
+		// "%252e%252e" decodes to "%2e%2e", which a back end that decodes
+		// once more would read as "..".
+		return "", errors.New("the path is percent-encoded twice (it contains %25 followed by two hex digits)")
+	}
 	clean := decoded
 	if strings.Contains(clean, "//") {
 		var b strings.Builder
@@ -50,6 +55,21 @@ func cleanPath(decoded, escaped string) (string, error) {
 		return "", errors.New("the path contains a . or .. segment")
 	}
 	return clean, nil
+}
+
+// hasPercentEscape reports whether s, already decoded once, still holds
+// a percent escape.
+func hasPercentEscape(s string) bool {
+	for i := strings.IndexByte(s, '%'); i >= 0 && i+2 < len(s); i++ {
+		if s[i] == '%' && isHex(s[i+1]) && isHex(s[i+2]) {
+			return true
+		}
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 func hasDotSegment(p string) bool {

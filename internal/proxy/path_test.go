@@ -22,6 +22,10 @@ func TestCleanPath(t *testing.T) {
 		{decoded: "/vp/\xc0\xae", escaped: "/vp/%c0%ae", bad: true},
 		{decoded: "relative", escaped: "relative", bad: true},
 		{decoded: "/vp/..a/x", escaped: "/vp/..a/x", want: "/vp/..a/x"},
+		{decoded: "/vp/%2e%2e/qrs", escaped: "/vp/%252e%252e/qrs", bad: true},
+		{decoded: "/vp/a%2Fb", escaped: "/vp/a%252Fb", bad: true},
+		{decoded: "/vp/100%", escaped: "/vp/100%25", want: "/vp/100%"},
+		{decoded: "/vp/50%off", escaped: "/vp/50%25off", want: "/vp/50%off"},
 	}
 	for _, c := range cases {
 		got, err := cleanPath(c.decoded, c.escaped)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/openqps/openqps/internal/config"
 	"github.com/openqps/openqps/internal/session"
 )
 
@@ -47,6 +48,11 @@ func (p *Proxy) currentUser(rq *request) {
 		return
 	}
 	s := rq.session
+	if s.UserDirectory == anonymousDirectory && rq.vp.cfg.Auth.AnonymousAccess != config.AnonymousNone {
+		// QPS shows an anonymous user with an inactive session.
+		writeJSON(rq.w, http.StatusOK, personalUser{UserDirectory: s.UserDirectory, UserID: s.UserID, Session: "inactive"})
+		return
+	}
 	writeJSON(rq.w, http.StatusOK, personalUser{
 		UserDirectory: s.UserDirectory,
 		UserID:        s.UserID,

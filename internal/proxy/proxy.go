@@ -229,10 +229,15 @@ func (p *Proxy) challenge(rq *request) {
 		p.reject(rq, http.StatusUnauthorized, "not authenticated", "no valid session: open the page in a browser to log in, or send the session cookie "+vp.cookie(rq.scheme))
 		return
 	}
+	uri, err := p.loginTarget(rq)
+	if err != nil {
+		p.reject(rq, http.StatusBadRequest, "reloadUri not allowed", err.Error())
+		return
+	}
 	target := session.Target{
 		ID:      newGUID(),
 		Prefix:  vp.cfg.Prefix,
-		URI:     p.originalURL(rq),
+		URI:     uri,
 		Expires: p.opts.Now().Add(rq.routes.cfg.Sessions.TargetTTL),
 	}
 	if err := p.store.PutTarget(rq.r.Context(), target); err != nil {

@@ -2,11 +2,14 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -203,5 +206,67 @@ func TestUpstreamCancelledRequestFreesTheCaller(t *testing.T) {
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("RoundTrip did not return after its context was cancelled")
+	}
+}
+
+// TestWriteRequestMatchesRequestWrite holds the hand-written request head
+// to what net/http's Request.Write sends, read back by a server.
+func TestWriteRequestMatchesRequestWrite(t *testing.T) {
+	t.Parallel()
+	cases := map[string]func(r *http.Request){
+		"plain get":          func(r *http.Request) {},
+		"head":               func(r *http.Request) { r.Method = http.MethodHead },
+		"no user agent":      func(r *http.Request) { delete(r.Header, "User-Agent") },
+		"empty user agent":   func(r *http.Request) { r.Header["User-Agent"] = []string{""} },
+		"line breaks":        func(r *http.Request) { r.Header["X-Qlik-User"] = []string{" a\r\nInjected: 1\rb\n "} },
+		"invalid name":       func(r *http.Request) { r.Header["Bad Name"] = []string{"x"}; r.Header["Ok"] = []string{"y"} },
+		"repeated values":    func(r *http.Request) { r.Header["Accept"] = []string{"a", "b", "c"} },
+		"framing headers":    func(r *http.Request) { r.Header["Content-Length"] = []string{"5"}; r.Header["Host"] = []string{"evil"} },
+		"escaped path":       func(r *http.Request) { r.URL.Path = "/a b/ü%/c"; r.URL.RawQuery = "q=1&r=%20" },
+		"post falls back":    func(r *http.Request) { r.Method = http.MethodPost },
+		"idn host":           func(r *http.Request) { r.Host = "bücher.example:8080" },
+		"control in path":    func(r *http.Request) { r.URL.Path = "/a\x01b" },
+		"close":              func(r *http.Request) { r.Close = true },
+		"body falls back":    func(r *http.Request) { r.Body = io.NopCloser(strings.NewReader("hello")); r.ContentLength = 5 },
+		"user agent repeats": func(r *http.Request) { r.Header["User-Agent"] = []string{"first", "second"} },
+	}
+	for name, change := range cases {
+		t.Run(name, func(t *testing.T) {
+			build := func() *http.Request {
+				r := &http.Request{
+					Method: http.MethodGet, Host: "backend.example:8080", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+					URL: &url.URL{Scheme: "http", Host: "backend.example:8080", Path: "/hub/page", RawQuery: "x=1"},
+					Header: http.Header{
+						"User-Agent": {"bench"}, "Accept": {"*/*"}, "X-Qlik-User": {"UserDirectory=D; UserId=u"},
+						"Cookie": {"a=1; b=2"},
+					},
+				}
+				change(r)
+				return r
+			}
+			var want, got bytes.Buffer
+			wantErr := build().Write(&want)
+			bw := bufio.NewWriter(&got)
+			gotErr := writeRequest(bw, build())
+			bw.Flush()
+			if (gotErr != nil) != (wantErr != nil) {
+				t.Fatalf("writeRequest error %v, Request.Write error %v", gotErr, wantErr)
+			}
+			if wantErr != nil {
+				return
+			}
+			wr, err := http.ReadRequest(bufio.NewReader(&want))
+			if err != nil {
+				t.Fatalf("Request.Write wrote what a server cannot read: %v\n%s", err, want.String())
+			}
+			gr, err := http.ReadRequest(bufio.NewReader(&got))
+			if err != nil {
+				t.Fatalf("writeRequest wrote what a server cannot read: %v\n%s", err, got.String())
+			}
+			if gr.Method != wr.Method || gr.RequestURI != wr.RequestURI || gr.Host != wr.Host ||
+				gr.ContentLength != wr.ContentLength || !reflect.DeepEqual(gr.Header, wr.Header) {
+				t.Errorf("writeRequest sent\n%s\nRequest.Write sends\n%s", got.String(), want.String())
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -372,9 +373,13 @@ func (s *Server) decode(c *call, v any) bool {
 	body := http.MaxBytesReader(c.w, c.r.Body, c.cfg.API.MaxBodyBytes)
 	err := decodeBody(body, v)
 	var tooBig *http.MaxBytesError
+	var slow net.Error
 	switch {
 	case errors.As(err, &tooBig):
 		s.fail(c, http.StatusRequestEntityTooLarge, "body too large", fmt.Sprintf("the body may be at most %d bytes", c.cfg.API.MaxBodyBytes))
+		return false
+	case errors.As(err, &slow) && slow.Timeout():
+		s.fail(c, http.StatusRequestTimeout, "request body too slow", "the body did not arrive within the body timeout (timeouts.request_body)")
 		return false
 	case err != nil:
 		s.fail(c, http.StatusBadRequest, "invalid JSON", err.Error())

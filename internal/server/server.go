@@ -141,11 +141,13 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 
 	apiTLS := s.Certs.APITLS()
-	s.serve(&http.Server{Handler: s.API, TLSConfig: apiTLS}, tls.NewListener(apiLn, apiTLS), "trusted API")
+	apiHandler := &guard{next: s.API, log: log, listener: "trusted API", bodyTimeout: cfg.Timeouts.RequestBody}
+	s.serve(&http.Server{Handler: apiHandler, TLSConfig: apiTLS}, tls.NewListener(apiLn, apiTLS), "trusted API")
 	feTLS := s.Certs.ServerTLS()
-	s.serve(&http.Server{Handler: s.Frontend, TLSConfig: feTLS}, tls.NewListener(feLn, feTLS), "front end")
+	feHandler := &guard{next: s.Frontend, log: log, listener: "front end", bodyTimeout: cfg.Timeouts.RequestBody, frontend: true}
+	s.serve(&http.Server{Handler: feHandler, TLSConfig: feTLS}, tls.NewListener(feLn, feTLS), "front end")
 	if httpLn != nil {
-		s.serve(&http.Server{Handler: s.Frontend}, httpLn, "plain-HTTP front end")
+		s.serve(&http.Server{Handler: feHandler}, httpLn, "plain-HTTP front end")
 		log.Info("plain-HTTP front end listening", "addr", "http://"+displayAddr(s.HTTPAddr))
 	}
 
@@ -198,8 +200,8 @@ func (s *Server) startDemo(local map[string]http.Handler) error {
 }
 
 func (s *Server) serve(srv *http.Server, ln net.Listener, name string) {
-	srv.ReadHeaderTimeout = 10 * time.Second
-	srv.IdleTimeout = 5 * time.Minute
+	srv.ReadHeaderTimeout = s.Config.Timeouts.ReadHeader
+	srv.IdleTimeout = s.Config.Timeouts.Idle
 	srv.MaxHeaderBytes = 16 << 10
 	srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	s.servers = append(s.servers, srv)

@@ -1,0 +1,75 @@
+package server
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestGuardTurnsAPanicIntoA500(t *testing.T) {
+	g := &guard{log: quietLog(), listener: "test", next: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		panic("boom at 10.0.0.7")
+	})}
+	for accept, want := range map[string]string{"application/json": `"error":"internal error"`, "text/html": "<h1>500"} {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodGet, "/hub/", nil)
+		r.Header.Set("Accept", accept)
+		g.ServeHTTP(w, r)
+		if w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), want) {
+			t.Errorf("Accept %s: %d %s", accept, w.Code, w.Body)
+		}
+		if strings.Contains(w.Body.String(), "boom") || strings.Contains(w.Body.String(), "goroutine") {
+			t.Errorf("the answer leaks the panic: %s", w.Body)
+		}
+	}
+}
+
+func TestGuardPassesErrAbortHandlerOn(t *testing.T) {
+	g := &guard{log: quietLog(), next: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		panic(http.ErrAbortHandler)
+	})}
+	defer func() {
+		if v := recover(); v != http.ErrAbortHandler {
+			t.Errorf("recovered %v, want http.ErrAbortHandler", v)
+		}
+	}()
+	g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+}
+
+func TestGuardRefusesRequestShapes(t *testing.T) {
+	reached := false
+	g := &guard{log: quietLog(), frontend: true, next: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached = true })}
+	for name, r := range map[string]*http.Request{
+		"absolute form": func() *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "http://evil.example/hub/", nil)
+			r.RequestURI = "http://evil.example/hub/"
+			return r
+		}(),
+		"h2c upgrade": func() *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "/hub/", nil)
+			r.Header.Set("Upgrade", "h2c")
+			r.Header.Set("Connection", "Upgrade, HTTP2-Settings")
+			return r
+		}(),
+	} {
+		reached = false
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, r)
+		if w.Code != http.StatusBadRequest || reached {
+			t.Errorf("%s: %d, handler reached %v", name, w.Code, reached)
+		}
+	}
+	r := httptest.NewRequest(http.MethodGet, "/app/", nil)
+	r.Header.Set("Upgrade", "websocket")
+	r.Header.Set("Connection", "keep-alive, Upgrade")
+	reached = false
+	g.ServeHTTP(httptest.NewRecorder(), r)
+	if !reached {
+		t.Error("a websocket upgrade was refused")
+	}
+}
