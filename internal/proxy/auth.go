@@ -1,6 +1,10 @@
 package proxy
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -65,7 +69,7 @@ func (p *Proxy) authenticateHeader(rq *request) error {
 		p.reject(rq, http.StatusBadRequest, "invalid user header", err.Error())
 		return nil
 	}
-	return p.useIdentity(rq, dir, user, nil)
+	return p.useIdentity(rq, dir, user, "header\x00"+values[0], nil)
 }
 
 // headerUser parses the values of the user header into a directory and
@@ -137,11 +141,48 @@ func cleanIdentity(what, source, v string) (string, error) {
 	return v, nil
 }
 
-// useIdentity authenticates the request as dir\user: the current
-// session when it is that user's (case-insensitively, as QPS matches
-// users), otherwise a new session whose cookie replaces the old one.
-func (p *Proxy) useIdentity(rq *request, dir, user string, attrs []session.Attribute) error {
+// useIdentity authenticates the request as dir\user, vouched for by
+// credential (the header value or the token): the current session when
+// it is that user's (case-insensitively, as QPS matches users), otherwise
+// the session of the credential (see credentialSessionID), created when
+// there is none, whose cookie replaces the old one.
+func (p *Proxy) useIdentity(rq *request, dir, user, credential string, attrs []session.Attribute) error {
 	if rq.authed && strings.EqualFold(rq.session.UserDirectory, dir) && strings.EqualFold(rq.session.UserID, user) {
+		return nil
+	}
+	ctx := rq.r.Context()
+	id := credentialSessionID(rq.vp.cfg.Prefix, credential)
+	for range 2 {
+		s, err := p.store.Get(ctx, rq.vp.cfg.Prefix, id)
+		if err == nil && strings.EqualFold(s.UserDirectory, dir) && strings.EqualFold(s.UserID, user) {
+			if err := p.store.Touch(ctx, s.Prefix, s.ID, p.opts.Now()); err != nil && !errors.Is(err, session.ErrNotFound) {
+				return err
+			}
+			rq.session, rq.authed = s, true
+			rq.vp.setCookie(rq, s.ID)
+			return nil
+		}
+		if err != nil && !errors.Is(err, session.ErrNotFound) {
+			return err
+		}
+		if err == nil {
+			break // another user's session under this id: never share it
+		}
+		now := p.opts.Now()
+		s = session.Session{
+			Prefix: rq.vp.cfg.Prefix, ID: id, UserDirectory: dir, UserID: user,
+			Attributes: attrs, Created: now, LastUsed: now, Timeout: rq.vp.cfg.SessionInactivityTimeout,
+		}
+		switch err := p.store.Add(ctx, s); {
+		case errors.Is(err, session.ErrExists):
+			continue // a concurrent request of the same caller won: use its session
+		case err != nil:
+			return fmt.Errorf("add session for %s user: %w", rq.vp.cfg.Auth.AuthenticationMethod, err)
+		}
+		rq.session, rq.authed = s, true
+		rq.vp.setCookie(rq, s.ID)
+		p.log.Info("user authenticated", "event", "auth.login", "method", rq.vp.cfg.Auth.AuthenticationMethod, "vp", s.Prefix,
+			"user_directory", dir, "user_id", user, "session", session.Redact(s.ID), "remote", rq.r.RemoteAddr)
 		return nil
 	}
 	s, err := p.newSession(rq, dir, user, attrs)
@@ -329,4 +370,25 @@ func credentialsHint(vp *virtualProxy) string {
 		return fmt.Sprintf("no valid session: send Authorization: Bearer <JWT> signed with the key of virtual proxy %q", vp.cfg.Prefix)
 	}
 	return fmt.Sprintf("virtual proxy %q has no authentication module (authentication_module_redirect_uri); a login module must create a session through the trusted API", vp.cfg.Prefix)
+}
+
+// credentialKey keys credentialSessionID; it is made at start, so session
+// ids cannot be derived from a credential outside this process.
+var credentialKey = func() []byte {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return k
+}()
+
+// credentialSessionID is the session id of requests that carry the same
+// credential (a header value, a token) but no cookie, such as scripts: they
+// share one session instead of creating one per request. It is an HMAC of
+// the credential, so it reveals nothing of it and cannot be computed from
+// a leaked (or expired) token.
+func credentialSessionID(prefix, credential string) string {
+	m := hmac.New(sha256.New, credentialKey)
+	m.Write([]byte(prefix))
+	m.Write([]byte{0})
+	m.Write([]byte(credential))
+	return hex.EncodeToString(m.Sum(nil)[:16])
 }
