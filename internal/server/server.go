@@ -37,6 +37,9 @@ type Options struct {
 	Store session.Store
 	// Now is the clock of the API and front end; nil is time.Now.
 	Now func() time.Time
+	// ActivityInterval is how often websocket traffic is recorded as
+	// session activity; 0 is the front end's default.
+	ActivityInterval time.Duration
 }
 
 // Server is a running openqps.
@@ -131,7 +134,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 
 	s.API = qpsapi.New(cfg, s.Store, log, opts.Now)
-	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: local, Hosts: certNames(s.Certs)})
+	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: local, Hosts: certNames(s.Certs), ActivityInterval: opts.ActivityInterval})
 	if err != nil {
 		closeListeners()
 		return nil, err
@@ -222,6 +225,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.demoClient.CloseIdleConnections() // else its HTTP/2 connection holds Shutdown for a second
 	}
 	var errs []error
+	if s.Frontend != nil {
+		// Hijacked websockets are unknown to http.Server.Shutdown: they get
+		// their notice and close here, while the listeners drain.
+		if err := s.Frontend.CloseWebsockets(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close websockets: %w", err))
+		}
+	}
 	for _, srv := range s.servers {
 		if err := srv.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
