@@ -67,6 +67,16 @@ func TestHeaderStaticAuthentication(t *testing.T) {
 	if s, _ := o.API.UserSessions(context.Background(), "auth", "ACME", "alice"); len(s) != 1 {
 		t.Errorf("alice has %d sessions, want 1", len(s))
 	}
+	// Callers without a cookie jar (scripts) share one session per
+	// header value instead of piling up one per request.
+	first, _ := authGet(t, o, o.browser(t), "/hub/", "X-Remote-User", "carl")
+	second, _ := authGet(t, o, o.browser(t), "/hub/", "X-Remote-User", "carl")
+	if a, b := ticketSessionCookie(first, "X-Qlik-Session-auth"), ticketSessionCookie(second, "X-Qlik-Session-auth"); a == "" || a != b {
+		t.Errorf("two cookie-less requests of carl got sessions %q and %q, want the same", a, b)
+	}
+	if s, _ := o.API.UserSessions(context.Background(), "auth", "ACME", "carl"); len(s) != 1 {
+		t.Errorf("carl has %d sessions, want 1", len(s))
+	}
 	// The cookie alone keeps working (websocket and XHR requests of the
 	// same browser); no header and no cookie is a 401 naming the header.
 	if resp, _ := authGet(t, o, b, "/hub/"); resp.StatusCode != http.StatusOK || authUser(o, t) != "UserDirectory=ACME; UserId=bob" {
@@ -234,6 +244,16 @@ func TestJWTAuthenticationAlgorithms(t *testing.T) {
 			// The session cookie now works on its own.
 			if resp, _ := authGet(t, o, b, "/hub/"); resp.StatusCode != http.StatusOK {
 				t.Errorf("cookie after the token: %d", resp.StatusCode)
+			}
+			// A script sending the same token without cookies reuses the
+			// token's session.
+			for range 3 {
+				if resp, _ := authGet(t, o, o.browser(t), "/hub/", "Authorization", "Bearer "+tok); resp.StatusCode != http.StatusOK {
+					t.Fatalf("token again: %d", resp.StatusCode)
+				}
+			}
+			if s, _ := o.API.UserSessions(context.Background(), "auth", "ACME", "alice"); len(s) != 1 {
+				t.Errorf("%d sessions for one token, want 1", len(s))
 			}
 		})
 	}

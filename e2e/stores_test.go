@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openqps/openqps/internal/config"
 	"github.com/openqps/openqps/internal/qpsapi"
+	"github.com/openqps/openqps/internal/session/redis/redistest"
 )
 
 // storesEmbeddedIn configures the embedded durable store in dir.
@@ -81,4 +83,95 @@ func TestStoresMaxSessionsIs429(t *testing.T) {
 			}
 		})
 	}
+}
+
+// storesRedisAt configures the Redis store at addr.
+func storesRedisAt(addr string) func(*config.Config) {
+	return func(c *config.Config) {
+		c.Store.Type = "redis"
+		c.Store.Redis.Addresses = []string{addr}
+	}
+}
+
+func TestStoresRedisNodesShareSessionsAndTickets(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := start(t, storesRedisAt(srv.Addr)), start(t, storesRedisAt(srv.Addr))
+	ctx := context.Background()
+
+	id := randomHex(16)
+	a.addSession(t, "sessionvp", "DOMAIN", "User1", id)
+	storesWantUser(t, b, id, "/sessionvp/hub/", "User1")
+
+	// Delete through B's API; A must refuse the cookie within 100 ms.
+	browser := a.browser(t)
+	a.setCookie(t, browser, "X-Qlik-Session-sessionvp", id)
+	if resp, _ := get(t, browser, a.frontURL("/sessionvp/hub/")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("session on A before the delete: %d", resp.StatusCode)
+	}
+	deleted := time.Now()
+	if _, err := b.API.DeleteSession(ctx, "sessionvp", id); err != nil {
+		t.Fatal(err)
+	}
+	deadline := deleted.Add(100 * time.Millisecond)
+	for {
+		resp, _ := get(t, browser, a.frontURL("/sessionvp/hub/"))
+		if resp.StatusCode == http.StatusFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session deleted through B still works on A after 100 ms (status %d)", resp.StatusCode)
+		}
+	}
+	t.Logf("delete through B's API refused on A after %s", time.Since(deleted))
+
+	tk, err := a.API.Ticket(ctx, "sessionvp", qpsapi.UserRequest{UserDirectory: "DOMAIN", UserId: "User2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := get(t, b.browser(t), b.frontURL("/sessionvp/hub/?qlikTicket="+tk.Ticket))
+	if resp.StatusCode != http.StatusFound || len(resp.Cookies()) == 0 {
+		t.Fatalf("ticket from A redeemed on B: %d, want 302 with a session cookie", resp.StatusCode)
+	}
+	if resp, _ := get(t, a.browser(t), a.frontURL("/sessionvp/hub/?qlikTicket="+tk.Ticket)); len(resp.Cookies()) != 0 {
+		t.Fatal("ticket redeemed on B was redeemed again on A")
+	}
+}
+
+func TestStoresRedisOutageIs503AndRecovers(t *testing.T) {
+	srv := redistest.Start(t)
+	o := start(t, storesRedisAt(srv.Addr))
+	id := randomHex(16)
+	o.addSession(t, "sessionvp", "DOMAIN", "User1", id)
+	storesWantUser(t, o, id, "/sessionvp/hub/", "User1")
+
+	srv.Stop()
+	b := o.browser(t)
+	o.setCookie(t, b, "X-Qlik-Session-sessionvp", id)
+	resp, body := get(t, b, o.frontURL("/sessionvp/hub/"))
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "session store unavailable") {
+		t.Fatalf("browser request while redis is down: %d %q, want 503 saying the session store is unavailable", resp.StatusCode, body)
+	}
+	add := `{"UserDirectory":"DOMAIN","UserId":"User2","SessionId":"` + randomHex(16) + `"}`
+	resp, body = o.apiCall(t, http.MethodPost, "/qps/sessionvp/session?xrfkey=0123456789abcdef", add, "X-Qlik-Xrfkey", "0123456789abcdef")
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, `"session store unavailable"`) {
+		t.Fatalf("API add while redis is down: %d %q, want 503 with a JSON body", resp.StatusCode, body)
+	}
+	if n := len(o.Backend.requests()); n != 1 {
+		t.Fatalf("back end saw %d requests, want only the one before the outage", n)
+	}
+
+	srv.Restart() // an empty redis: sessions are gone, the service is back
+	fresh := randomHex(16)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := o.API.AddSession(context.Background(), "sessionvp", qpsapi.UserRequest{UserDirectory: "DOMAIN", UserId: "User3", SessionId: fresh})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("API still failing 10 s after redis came back: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	storesWantUser(t, o, fresh, "/sessionvp/hub/", "User3")
 }

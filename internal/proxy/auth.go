@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -65,7 +68,7 @@ func (p *Proxy) authenticateHeader(rq *request) error {
 		p.reject(rq, http.StatusBadRequest, "invalid user header", err.Error())
 		return nil
 	}
-	return p.useIdentity(rq, dir, user, nil)
+	return p.useIdentity(rq, dir, user, "header\x00"+values[0], nil)
 }
 
 // headerUser parses the values of the user header into a directory and
@@ -137,20 +140,70 @@ func cleanIdentity(what, source, v string) (string, error) {
 	return v, nil
 }
 
-// useIdentity authenticates the request as dir\user: the current
-// session when it is that user's (case-insensitively, as QPS matches
-// users), otherwise a new session whose cookie replaces the old one.
-func (p *Proxy) useIdentity(rq *request, dir, user string, attrs []session.Attribute) error {
-	if rq.authed && strings.EqualFold(rq.session.UserDirectory, dir) && strings.EqualFold(rq.session.UserID, user) {
+// useIdentity authenticates the request as dir\user, vouched for by
+// credential (the header value or the token): the current session when
+// it is that user's (case-insensitively, as QPS matches users), otherwise
+// the credential's session, whose cookie replaces the old one.
+func (p *Proxy) useIdentity(rq *request, dir, user, credential string, attrs []session.Attribute) error {
+	if rq.authed && sameUser(rq.session, dir, user) {
 		return nil
 	}
-	s, err := p.newSession(rq, dir, user, attrs)
+	s, err := p.credentialSession(rq, dir, user, credential, attrs)
 	if err != nil {
-		return fmt.Errorf("add session for %s user: %w", rq.vp.cfg.Auth.AuthenticationMethod, err)
+		return fmt.Errorf("session for %s user: %w", rq.vp.cfg.Auth.AuthenticationMethod, err)
 	}
-	p.log.Info("user authenticated", "event", "auth.login", "method", rq.vp.cfg.Auth.AuthenticationMethod, "vp", s.Prefix,
-		"user_directory", dir, "user_id", user, "session", session.Redact(s.ID), "remote", rq.r.RemoteAddr)
+	rq.session, rq.authed = s, true
+	rq.vp.setCookie(rq, s.ID)
 	return nil
+}
+
+func sameUser(s session.Session, dir, user string) bool {
+	return strings.EqualFold(s.UserDirectory, dir) && strings.EqualFold(s.UserID, user)
+}
+
+// credentialSession returns the session of a credential, creating it
+// when there is none. Its id is an HMAC of the credential, so callers
+// without a cookie jar (scripts) that send the same header value or token
+// share one session instead of piling up one per request; the id reveals
+// nothing of the credential and cannot be computed from a leaked (or
+// expired) token, as the key never leaves this process.
+func (p *Proxy) credentialSession(rq *request, dir, user, credential string, attrs []session.Attribute) (session.Session, error) {
+	ctx, prefix := rq.r.Context(), rq.vp.cfg.Prefix
+	m := hmac.New(sha256.New, p.credentialKey[:])
+	m.Write([]byte(prefix + "\x00" + credential))
+	id := hex.EncodeToString(m.Sum(nil)[:16])
+	for range 2 {
+		s, err := p.store.Get(ctx, prefix, id)
+		switch {
+		case err == nil && sameUser(s, dir, user):
+			if err := p.store.Touch(ctx, prefix, id, p.opts.Now()); err != nil && !errors.Is(err, session.ErrNotFound) {
+				return session.Session{}, err
+			}
+			return s, nil
+		case err == nil:
+			// Another user's session under this id (a session API caller
+			// chose it): never share it.
+			id = session.NewID()
+			continue
+		case !errors.Is(err, session.ErrNotFound):
+			return session.Session{}, err
+		}
+		now := p.opts.Now()
+		s = session.Session{
+			Prefix: prefix, ID: id, UserDirectory: dir, UserID: user,
+			Attributes: attrs, Created: now, LastUsed: now, Timeout: rq.vp.cfg.SessionInactivityTimeout,
+		}
+		switch err := p.store.Add(ctx, s); {
+		case errors.Is(err, session.ErrExists):
+			continue // a concurrent request with the same credential won: use its session
+		case err != nil:
+			return session.Session{}, err
+		}
+		p.log.Info("user authenticated", "event", "auth.login", "method", rq.vp.cfg.Auth.AuthenticationMethod, "vp", prefix,
+			"user_directory", dir, "user_id", user, "session", session.Redact(id), "remote", rq.r.RemoteAddr)
+		return s, nil
+	}
+	return session.Session{}, fmt.Errorf("session %s changed twice while being created", session.Redact(id))
 }
 
 // anonymousDirectory is the user directory of anonymous users, as QPS

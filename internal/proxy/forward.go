@@ -1,12 +1,9 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"strings"
 	"sync"
@@ -14,35 +11,7 @@ import (
 	"github.com/openqps/openqps/internal/session"
 )
 
-// forwardKey carries the identity and chosen back end of a request from
-// ServeHTTP into the ReverseProxy's Rewrite hook.
-type forwardKey struct{}
-
-type forwarding struct {
-	rq      *request
-	backend *url.URL
-}
-
-// newReverseProxy builds the ReverseProxy of a virtual proxy. Its
-// transport keeps upstream connections alive and reuses them.
-func (p *Proxy) newReverseProxy(transport http.RoundTripper) *httputil.ReverseProxy {
-	return &httputil.ReverseProxy{
-		Rewrite:    p.rewrite,
-		Transport:  transport,
-		BufferPool: copyBuffers,
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			f, _ := r.Context().Value(forwardKey{}).(*forwarding)
-			if r.Context().Err() != nil {
-				return // the client went away
-			}
-			p.log.Error("back end failed", "event", "backend.error", "backend", f.backend.Host, "err", err)
-			p.reject(f.rq, http.StatusBadGateway, "back end unavailable", "the back end did not answer; retry shortly")
-		},
-		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-	}
-}
-
-// copyBuffers recycles the 32 KB buffers ReverseProxy copies bodies
+// copyBuffers recycles the 32 KB buffers bodies and websockets are copied
 // through; without it every proxied response allocates one.
 var copyBuffers = &bufferPool{}
 
@@ -62,6 +31,9 @@ func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }
 // node that cannot be reached is taken out, and the request goes to the
 // next one when nothing of it was sent yet or it has no body.
 func (p *Proxy) forward(rq *request) {
+	if isWebsocket(rq.r) && !p.websocketAllowed(rq) {
+		return
+	}
 	var tried nodeSet
 	for {
 		n, i := rq.vp.pool.pick(rq, tried, p.opts.Now())
@@ -83,7 +55,7 @@ func (p *Proxy) forward(rq *request) {
 		}
 		rq.vp.pool.failed(n, p.opts.Now())
 		p.log.Warn("back end taken out", "event", "backend.down", "vp", rq.vp.cfg.Prefix, "backend", n.url.Host, "for", rq.vp.pool.outFor())
-		if !dialFailed(err) && (rq.r.ContentLength != 0 || isUpgrade(rq.r)) {
+		if !dialFailed(err) && rq.r.ContentLength != 0 {
 			p.reject(rq, http.StatusBadGateway, "back end unavailable", "the back end failed while answering; retry shortly")
 			return
 		}
@@ -112,12 +84,6 @@ func (p *Proxy) clientBodyFailed(rq *request, err error) bool {
 func (p *Proxy) forwardTo(rq *request, n *node) error {
 	n.inflight.Add(1)
 	defer n.inflight.Add(-1)
-	if isUpgrade(rq.r) {
-		f := &forwarding{rq: rq, backend: n.url}
-		r := rq.r.WithContext(context.WithValue(rq.r.Context(), forwardKey{}, f))
-		rq.vp.proxy.ServeHTTP(rq.w, r)
-		return nil
-	}
 	return p.forwardHTTP(rq, n.url)
 }
 
@@ -133,42 +99,6 @@ func (p *Proxy) noBackend(rq *request, triedSome bool) {
 	}
 	p.reject(rq, http.StatusServiceUnavailable, "no back end available",
 		fmt.Sprintf("every back end of virtual proxy %q is down; retry shortly", rq.vp.cfg.Prefix))
-}
-
-// rewrite builds the outgoing request: the back end's URL with the virtual
-// proxy prefix removed from the path, every client-supplied X-Qlik-*
-// header dropped, the identity headers set, and the proxy's own session
-// cookie removed. ReverseProxy has already removed hop-by-hop headers and
-// the client's X-Forwarded-* headers before it calls Rewrite.
-func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	f := pr.In.Context().Value(forwardKey{}).(*forwarding)
-	rq := f.rq
-	out := pr.Out
-
-	out.URL.Scheme = f.backend.Scheme
-	out.URL.Host = f.backend.Host
-	out.URL.Path = singleJoin(f.backend.Path, rq.path)
-	out.URL.RawPath = ""
-	out.URL.RawQuery = rq.r.URL.RawQuery
-	out.Host = f.backend.Host
-
-	for k := range out.Header {
-		if spoofable(k) {
-			delete(out.Header, k)
-		}
-	}
-	if c := out.Header["Cookie"]; len(c) > 0 {
-		if kept := withoutCookie(c, rq.vp.cookie(rq.scheme)); len(kept) > 0 {
-			out.Header["Cookie"] = kept
-		} else {
-			delete(out.Header, "Cookie")
-		}
-	}
-	s := rq.session
-	out.Header["X-Qlik-User"] = []string{userHeader(s)}
-	out.Header["X-Qlik-Security"] = []string{securityHeader(s)}
-	out.Header["X-Qlik-Virtual-Proxy-Prefix"] = []string{s.Prefix}
-	pr.SetXForwarded()
 }
 
 func singleJoin(base, p string) string {

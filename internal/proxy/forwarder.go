@@ -45,6 +45,12 @@ func (p *Proxy) forwardHTTP(rq *request, backend *url.URL) error {
 		out.Body = body
 	}
 	out.Header = outboundHeader(in, rq)
+	if isWebsocket(in) {
+		// outboundHeader dropped these hop-by-hop headers; a websocket
+		// upgrade is the one hop openqps passes on.
+		out.Header["Connection"] = []string{"Upgrade"}
+		out.Header["Upgrade"] = []string{"websocket"}
+	}
 
 	resp, err := rq.vp.upstream.RoundTrip(out)
 	if err != nil {
@@ -52,6 +58,9 @@ func (p *Proxy) forwardHTTP(rq *request, backend *url.URL) error {
 			return body.err // the client's fault, not the back end's
 		}
 		return errors.Join(errBackend, err)
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return p.tunnelWebsocket(rq, resp)
 	}
 	defer resp.Body.Close()
 

@@ -37,7 +37,7 @@ func (p *Proxy) authenticateJWT(rq *request) error {
 		p.reject(rq, http.StatusUnauthorized, "invalid token", err.Error())
 		return nil
 	}
-	return p.useIdentity(rq, dir, user, attrs)
+	return p.useIdentity(rq, dir, user, "jwt\x00"+token, attrs)
 }
 
 // bearerToken returns the token of an Authorization: Bearer header.

@@ -16,6 +16,9 @@ import (
 func (p *Proxy) personal(rq *request) {
 	switch rq.path {
 	case "/qps/user", "/qps/user/":
+	case "/qps/csrftoken", "/qps/csrftoken/":
+		p.serveCSRFToken(rq)
+		return
 	default:
 		p.reject(rq, http.StatusNotFound, "unknown personal API path", "the personal API offers GET and DELETE /"+prefixSlash(rq.vp.cfg.Prefix)+"qps/user")
 		return

@@ -6,6 +6,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,9 @@ type Options struct {
 	// otherwise an attacker's Host header would send the login module's
 	// ticket request and the user's browser elsewhere.
 	Hosts []string
+	// ActivityInterval is how often websocket traffic is recorded as
+	// session activity; 0 is 10 seconds.
+	ActivityInterval time.Duration
 }
 
 // Proxy is the front-end handler. It is safe for concurrent use;
@@ -51,6 +55,13 @@ type Proxy struct {
 
 	mu        sync.Mutex // serialises SetConfig and Close; guards upstreams
 	upstreams map[upstreamKey]*upstream
+
+	tunnels   tunnelSet          // open websockets
+	stopWatch context.CancelFunc // ends watchSessions and recordActivity
+
+	// credentialKey keys the session ids of header and JWT users
+	// (credentialSession); made in New, it never leaves the process.
+	credentialKey [32]byte
 }
 
 // New returns a front end for cfg that keeps sessions in store.
@@ -58,10 +69,18 @@ func New(cfg *config.Config, store session.Store, log *slog.Logger, opts Options
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.ActivityInterval <= 0 {
+		opts.ActivityInterval = 10 * time.Second
+	}
 	p := &Proxy{store: store, log: log, opts: opts}
+	rand.Read(p.credentialKey[:])
 	if err := p.SetConfig(cfg); err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.stopWatch = cancel
+	go p.watchSessions(store.Watch(ctx))
+	go p.recordActivity(ctx, opts.ActivityInterval)
 	return p, nil
 }
 
@@ -75,8 +94,20 @@ func (p *Proxy) SetConfig(cfg *config.Config) error {
 	}
 	if old := p.routes.Swap(rt); old != nil {
 		old.stopHealth()
+		removed := func(prefix string) bool { return rt.vpByPrefix(prefix) == nil }
+		if n := p.tunnels.endWhere(removed, endRemoved); n > 0 {
+			p.log.Info("websockets of removed virtual proxies closed", "event", "websocket.vp_removed", "websockets", n)
+		}
 	}
 	return nil
+}
+
+// CloseWebsockets sends every open websocket QPS's OnSessionClosed
+// notice, closes it, refuses new ones, and waits until all are closed or
+// ctx ends. Sessions are not touched. Part of a graceful shutdown:
+// http.Server.Shutdown does not know about hijacked connections.
+func (p *Proxy) CloseWebsockets(ctx context.Context) error {
+	return p.tunnels.endAll(ctx, endShutdown)
 }
 
 // Close stops the health checks and closes idle back-end connections.
@@ -84,6 +115,9 @@ func (p *Proxy) SetConfig(cfg *config.Config) error {
 func (p *Proxy) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.stopWatch != nil {
+		p.stopWatch()
+	}
 	if rt := p.routes.Load(); rt != nil {
 		rt.stopHealth()
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"strings"
 
@@ -36,7 +35,6 @@ type virtualProxy struct {
 	// responseHeaders are the additional_response_headers, canonical
 	// names, ready to copy into every response.
 	responseHeaders http.Header
-	proxy           *httputil.ReverseProxy
 	// userPattern is the parsed dynamic_user_directory (header_dynamic).
 	userPattern config.UserPattern
 }
@@ -59,7 +57,6 @@ func newRoutes(cfg *config.Config, p *Proxy, old *routes) (*routes, error) {
 		}
 		vp := &virtualProxy{cfg: c, cookieName: c.SessionCookieName, cookieNameHTTP: c.SessionCookieName + "-HTTP", pool: newPool(c)}
 		vp.upstream = p.upstreamFor(c.Proxying.BackendConnectTimeout, c.Proxying.BackendResponseTimeout)
-		vp.proxy = p.newReverseProxy(vp.upstream)
 		if old != nil {
 			vp.pool.inherit(old.vpByPrefix(c.Prefix))
 		}

@@ -43,6 +43,9 @@ type Options struct {
 	// AuditOut receives the audit log when audit.file is empty; nil is
 	// standard output.
 	AuditOut io.Writer
+	// ActivityInterval is how often websocket traffic is recorded as
+	// session activity; 0 is the front end's default.
+	ActivityInterval time.Duration
 }
 
 // Server is a running openqps.
@@ -150,7 +153,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 
 	s.API = qpsapi.New(cfg, s.Store, log, opts.Now)
-	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: local, Hosts: certNames(s.Certs)})
+	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: local, Hosts: certNames(s.Certs), ActivityInterval: opts.ActivityInterval})
 	if err != nil {
 		closeListeners()
 		return nil, err
@@ -248,6 +251,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.demoClient.CloseIdleConnections() // else its HTTP/2 connection holds Shutdown for a second
 	}
 	var errs []error
+	if s.Frontend != nil {
+		// Hijacked websockets are unknown to http.Server.Shutdown: they get
+		// their notice and close here, while the listeners drain.
+		if err := s.Frontend.CloseWebsockets(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close websockets: %w", err))
+		}
+	}
 	for _, srv := range s.servers {
 		if err := srv.Shutdown(ctx); err != nil {
 			errs = append(errs, err)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"github.com/openqps/openqps/internal/config"
 	"github.com/openqps/openqps/internal/session"
 	"github.com/openqps/openqps/internal/session/embedded"
+	"github.com/openqps/openqps/internal/session/redis"
 )
 
 // OpenStore opens the session store the configuration names: memory,
@@ -26,6 +28,21 @@ func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (sessi
 			return nil, err
 		}
 		log.Info("session store opened", "store", "embedded", "file", path, "sessions", s.Len())
+		return s, nil
+	case "redis":
+		rc := sc.Redis
+		o := redis.Options{
+			Addresses: rc.Addresses, SentinelMaster: rc.SentinelMaster, Username: rc.Username, Password: rc.Password,
+			KeyPrefix: rc.KeyPrefix, UseGranularity: sc.LastUseFlush, MaxSessions: sc.MaxSessions,
+		}
+		if rc.TLS {
+			o.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		s, err := redis.Open(o)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("session store opened", "store", "redis", "addresses", rc.Addresses, "key_prefix", rc.KeyPrefix)
 		return s, nil
 	}
 	return nil, fmt.Errorf("store.type %q is not available", sc.Type)

@@ -1,0 +1,260 @@
+package redis_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/openqps/openqps/internal/session"
+	"github.com/openqps/openqps/internal/session/redis"
+	"github.com/openqps/openqps/internal/session/redis/redistest"
+	"github.com/openqps/openqps/internal/session/storetest"
+)
+
+func open(t testing.TB, addr string, o redis.Options) *redis.Store {
+	t.Helper()
+	o.Addresses = []string{addr}
+	if o.KeyPrefix == "" {
+		o.KeyPrefix = "openqps-test:"
+	}
+	s, err := redis.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	srv := redistest.Start(t)
+	storetest.Run(t, func(t *testing.T, clock func() time.Time) session.Store {
+		return open(t, srv.Addr, redis.Options{Now: clock, SweepInterval: 100 * time.Millisecond})
+	}, storetest.Options{RealTimeExpiry: true})
+}
+
+func testSession(user string, timeout time.Duration) session.Session {
+	now := time.Now().Truncate(time.Millisecond)
+	return session.Session{
+		Prefix: "sales", ID: session.NewID(), UserDirectory: "DOMAIN", UserID: user,
+		Attributes: []session.Attribute{{Key: "Group", Value: "A"}},
+		Created:    now, LastUsed: now, Timeout: timeout,
+	}
+}
+
+// waitFor polls cond until it holds, failing after d.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestDeleteOnOneNodeIsSeenOnTheOther(t *testing.T) {
+	ctx := t.Context()
+	srv := redistest.Start(t)
+	a, b := open(t, srv.Addr, redis.Options{}), open(t, srv.Addr, redis.Options{})
+	events := b.Watch(ctx)
+	s := testSession("User1", time.Hour)
+	if err := a.Add(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	// B reads it twice: the second read is served from B's cache.
+	for range 2 {
+		if _, err := b.Get(ctx, s.Prefix, s.ID); err != nil {
+			t.Fatalf("session added on A, read on B: %v", err)
+		}
+	}
+	start := time.Now()
+	if _, err := a.Delete(ctx, s.Prefix, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "delete on A seen by Get on B", 100*time.Millisecond, func() bool {
+		_, err := b.Get(ctx, s.Prefix, s.ID)
+		return errors.Is(err, session.ErrNotFound)
+	})
+	seen := time.Since(start)
+	select {
+	case ev := <-events:
+		if ev.Kind != session.Deleted || ev.ID != s.ID || ev.UserID != "User1" {
+			t.Fatalf("B's watcher got %+v", ev)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("B's watcher got no event within 1 s of the delete on A")
+	}
+	t.Logf("delete on A seen on B after %s", seen)
+}
+
+func TestAddOnOneNodeIsFoundAtOnceOnTheOther(t *testing.T) {
+	ctx := t.Context()
+	srv := redistest.Start(t)
+	a, b := open(t, srv.Addr, redis.Options{}), open(t, srv.Addr, redis.Options{})
+	s := testSession("User1", time.Hour)
+	// B caches "absent" first, as it does for an unknown cookie.
+	if _, err := b.Get(ctx, s.Prefix, s.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Fatal(err)
+	}
+	if err := a.Add(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, s.Prefix, s.ID); err != nil {
+		t.Fatalf("Get on B right after the add on A was acknowledged: %v", err)
+	}
+}
+
+func TestTicketIsRedeemedOnceAcrossNodes(t *testing.T) {
+	ctx := t.Context()
+	srv := redistest.Start(t)
+	a, b := open(t, srv.Addr, redis.Options{}), open(t, srv.Addr, redis.Options{})
+	tk := session.Ticket{ID: session.NewTicketID(), Prefix: "sales", UserID: "User1", Expires: time.Now().Add(time.Minute)}
+	if err := a.PutTicket(ctx, tk); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.TakeTicket(ctx, tk.ID); err != nil {
+		t.Fatalf("ticket put on A, taken on B: %v", err)
+	}
+	if _, err := a.TakeTicket(ctx, tk.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("second take on A: %v, want ErrNotFound", err)
+	}
+}
+
+func TestTouchWritesCoarsely(t *testing.T) {
+	ctx := t.Context()
+	srv := redistest.Start(t)
+	a, b := open(t, srv.Addr, redis.Options{UseGranularity: time.Minute}), open(t, srv.Addr, redis.Options{})
+	s := testSession("User1", time.Hour) // granularity: min(1m, 6m) = 1m
+	if err := a.Add(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	lastUsed := func() time.Time {
+		got, err := b.Get(ctx, s.Prefix, s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.LastUsed
+	}
+	if err := a.Touch(ctx, s.Prefix, s.ID, s.LastUsed.Add(30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastUsed(); !got.Equal(s.LastUsed) {
+		t.Fatalf("a use 30 s later was written (LastUsed %v); want writes only a granularity (1m) apart", got)
+	}
+	later := s.LastUsed.Add(61 * time.Second)
+	if err := a.Touch(ctx, s.Prefix, s.ID, later); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a use 61 s later written and seen on B", time.Second, func() bool { return lastUsed().Equal(later) })
+}
+
+func TestExpiredSessionIsAnnounced(t *testing.T) {
+	ctx := t.Context()
+	srv := redistest.Start(t)
+	a := open(t, srv.Addr, redis.Options{SweepInterval: 50 * time.Millisecond})
+	b := open(t, srv.Addr, redis.Options{SweepInterval: 50 * time.Millisecond})
+	events := a.Watch(ctx)
+	other := b.Watch(ctx)
+	s := testSession("User1", 200*time.Millisecond)
+	if err := a.Add(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	for name, ch := range map[string]<-chan session.Event{"A": events, "B": other} {
+		select {
+		case ev := <-ch:
+			if ev.Kind != session.Expired || ev.ID != s.ID || ev.UserID != s.UserID {
+				t.Fatalf("%s's watcher got %+v, want Expired of the session", name, ev)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s's watcher: no Expired event within 5 s", name)
+		}
+	}
+	// Two nodes swept: the expiry is still announced once.
+	select {
+	case ev := <-events:
+		t.Fatalf("second event %+v", ev)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+func TestOutageIsUnavailableAndRecovers(t *testing.T) {
+	ctx := t.Context()
+	srv := redistest.Start(t)
+	s := open(t, srv.Addr, redis.Options{Timeout: 500 * time.Millisecond})
+	events := s.Watch(ctx)
+	sess := testSession("User1", time.Hour)
+	if err := s.Add(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, sess.Prefix, sess.ID); err != nil { // now cached
+		t.Fatal(err)
+	}
+
+	srv.Stop()
+	// A cached session may be served until the client has noticed the
+	// lost connection (at once for a closed one, within Timeout for a
+	// silent one): no delete can happen meanwhile, as that needs Redis.
+	waitFor(t, "Get fails once the connection is lost", 5*time.Second, func() bool {
+		_, err := s.Get(ctx, sess.Prefix, sess.ID)
+		return errors.Is(err, session.ErrUnavailable)
+	})
+	for name, err := range map[string]error{
+		"Get":  second(s.Get(ctx, sess.Prefix, sess.ID)),
+		"Add":  s.Add(ctx, testSession("User2", time.Hour)),
+		"Ping": s.Ping(ctx),
+	} {
+		if !errors.Is(err, session.ErrUnavailable) {
+			t.Fatalf("%s while redis is down: %v, want ErrUnavailable", name, err)
+		}
+	}
+
+	srv.Restart() // empty: what was stored is gone
+	// The first calls may still meet connections that died with the old
+	// server; the store must come back by itself, without reopening.
+	waitFor(t, "Add works again after redis came back", 10*time.Second, func() bool {
+		return s.Add(ctx, testSession("User3", time.Hour)) == nil
+	})
+	if _, err := s.Get(ctx, sess.Prefix, sess.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("session lost with redis's memory: %v, want ErrNotFound (not a stale cached copy)", err)
+	}
+	// The subscription is back too: a delete reaches the watcher.
+	var ev session.Event
+	waitFor(t, "watch events after redis came back", 10*time.Second, func() bool {
+		again := testSession("User4", time.Hour)
+		if s.Add(ctx, again) != nil {
+			return false
+		}
+		s.Delete(ctx, again.Prefix, again.ID)
+		select {
+		case ev = <-events:
+			return true
+		case <-time.After(100 * time.Millisecond):
+			return false
+		}
+	})
+	if ev.Kind != session.Deleted {
+		t.Fatalf("event %+v", ev)
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
+
+func TestMaxSessionsIsSharedByTheNodes(t *testing.T) {
+	ctx := t.Context()
+	srv := redistest.Start(t)
+	a, b := open(t, srv.Addr, redis.Options{MaxSessions: 2}), open(t, srv.Addr, redis.Options{MaxSessions: 2})
+	first := testSession("User1", time.Hour)
+	if err := errors.Join(a.Add(ctx, first), b.Add(ctx, testSession("User2", time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Add(ctx, testSession("User3", time.Hour)); !errors.Is(err, session.ErrFull) {
+		t.Fatalf("third session across two nodes with a cap of 2: %v, want ErrFull", err)
+	}
+	if _, err := b.Delete(ctx, first.Prefix, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Add(ctx, testSession("User3", time.Hour)); err != nil {
+		t.Fatalf("Add after a delete made room: %v", err)
+	}
+}
