@@ -170,9 +170,10 @@ func (s *Store) deadline(sess session.Session) float64 {
 	return float64(sess.LastUsed.Add(s.ttl(sess.Timeout)).UnixMilli())
 }
 
-// unavailable wraps a Redis error; a caller's cancellation stays what it is.
-func (s *Store) unavailable(ctx context.Context, op string, err error) error {
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+// unavailable wraps a Redis error. A cancellation stays what it is (the
+// caller went away); a timeout means Redis did not answer in time.
+func (s *Store) unavailable(op string, err error) error {
+	if errors.Is(err, context.Canceled) {
 		return err
 	}
 	return fmt.Errorf("redis %s: %v: %w", op, err, session.ErrUnavailable)
@@ -223,7 +224,7 @@ func (s *Store) Add(ctx context.Context, sess session.Session) error {
 	added, err := res.AsInt64()
 	if err != nil {
 		s.release(ctx)
-		return s.unavailable(ctx, "add session", err)
+		return s.unavailable("add session", err)
 	}
 	if added == 0 {
 		s.release(ctx)
@@ -240,7 +241,7 @@ func (s *Store) Add(ctx context.Context, sess session.Session) error {
 		b.Zremrangebyscore().Key(s.keys.user(session.UserKey(sess.Prefix, sess.UserDirectory, sess.UserID))).Min("-inf").Max("("+now64).Build(),
 	) {
 		if err := r.Error(); err != nil {
-			return s.unavailable(ctx, "index session", err)
+			return s.unavailable("index session", err)
 		}
 	}
 	return nil
@@ -252,7 +253,7 @@ func (s *Store) Add(ctx context.Context, sess session.Session) error {
 func (s *Store) reserve(ctx context.Context) error {
 	n, err := s.client.Do(ctx, s.client.B().Incr().Key(s.keys.count()).Build()).AsInt64()
 	if err != nil {
-		return s.unavailable(ctx, "count sessions", err)
+		return s.unavailable("count sessions", err)
 	}
 	if n > int64(s.opts.MaxSessions) {
 		s.release(ctx)
@@ -281,7 +282,7 @@ func (s *Store) Get(ctx context.Context, prefix, id string) (session.Session, er
 		fields, err = s.client.Do(ctx, s.client.B().Hgetall().Key(key).Build()).AsStrMap()
 	}
 	if err != nil {
-		return session.Session{}, s.unavailable(ctx, "get session", err)
+		return session.Session{}, s.unavailable("get session", err)
 	}
 	if len(fields) == 0 {
 		return session.Session{}, session.ErrNotFound
@@ -314,7 +315,7 @@ func (s *Store) Touch(ctx context.Context, prefix, id string, at time.Time) erro
 		strconv.FormatInt(at.UnixMilli(), 10), strconv.FormatInt(s.ttl(sess.Timeout).Milliseconds(), 10),
 	}).AsInt64()
 	if err != nil {
-		return s.unavailable(ctx, "touch session", err)
+		return s.unavailable("touch session", err)
 	}
 	if ok == 0 {
 		return session.ErrNotFound
@@ -327,7 +328,7 @@ func (s *Store) Touch(ctx context.Context, prefix, id string, at time.Time) erro
 		b.Zadd().Key(s.keys.vp(prefix)).Xx().Gt().ScoreMember().ScoreMember(score, vpMember(sess)).Build(),
 	) {
 		if err := r.Error(); err != nil {
-			return s.unavailable(ctx, "index session", err)
+			return s.unavailable("index session", err)
 		}
 	}
 	return nil
@@ -363,7 +364,7 @@ func (s *Store) remove(ctx context.Context, prefix, id string, kind session.Even
 	}
 	fields, err := deleteScript.Exec(ctx, s.client, []string{key}, nil).AsStrMap()
 	if err != nil {
-		return session.Session{}, s.unavailable(ctx, "delete session", err)
+		return session.Session{}, s.unavailable("delete session", err)
 	}
 	if len(fields) == 0 {
 		return session.Session{}, session.ErrNotFound
@@ -380,7 +381,7 @@ func (s *Store) remove(ctx context.Context, prefix, id string, kind session.Even
 		b.Publish().Channel(s.keys.events()).Message(encodeEvent(kind, sess)).Build(),
 	) {
 		if err := r.Error(); err != nil {
-			return session.Session{}, s.unavailable(ctx, "unindex session", err)
+			return session.Session{}, s.unavailable("unindex session", err)
 		}
 	}
 	return sess, nil
@@ -418,7 +419,7 @@ func (s *Store) userIDs(ctx context.Context, prefix, directory, userID string) (
 	ids, err := s.client.Do(ctx, s.client.B().Zrange().Key(s.keys.user(session.UserKey(prefix, directory, userID))).
 		Min("("+now).Max("+inf").Byscore().Build()).AsStrSlice()
 	if err != nil {
-		return nil, s.unavailable(ctx, "read user index", err)
+		return nil, s.unavailable("read user index", err)
 	}
 	return ids, nil
 }
@@ -457,7 +458,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]session.Session, err
 	members, err := s.client.Do(ctx, s.client.B().Zrange().Key(s.keys.vp(prefix)).
 		Min("("+now).Max("+inf").Byscore().Build()).AsStrSlice()
 	if err != nil {
-		return nil, s.unavailable(ctx, "read virtual proxy index", err)
+		return nil, s.unavailable("read virtual proxy index", err)
 	}
 	cmds := make(rueidis.Commands, 0, len(members))
 	ids := make([]string, 0, len(members))
@@ -470,7 +471,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]session.Session, err
 	for i, r := range s.client.DoMulti(ctx, cmds...) {
 		fields, err := r.AsStrMap()
 		if err != nil {
-			return nil, s.unavailable(ctx, "list sessions", err)
+			return nil, s.unavailable("list sessions", err)
 		}
 		if len(fields) == 0 {
 			continue
@@ -504,7 +505,7 @@ func (s *Store) TakeTicket(ctx context.Context, id string) (session.Ticket, erro
 		return session.Ticket{}, session.ErrNotFound
 	}
 	if err != nil {
-		return session.Ticket{}, s.unavailable(ctx, "take ticket", err)
+		return session.Ticket{}, s.unavailable("take ticket", err)
 	}
 	var tj ticketJSON
 	if err := json.Unmarshal([]byte(v), &tj); err != nil {
@@ -536,7 +537,7 @@ func (s *Store) GetTarget(ctx context.Context, id string) (session.Target, error
 		return session.Target{}, session.ErrNotFound
 	}
 	if err != nil {
-		return session.Target{}, s.unavailable(ctx, "get target", err)
+		return session.Target{}, s.unavailable("get target", err)
 	}
 	var tj targetJSON
 	if err := json.Unmarshal([]byte(v), &tj); err != nil {
@@ -558,7 +559,7 @@ func (s *Store) putUntil(ctx context.Context, op, key, value string, expires tim
 	defer cancel()
 	err := s.client.Do(ctx, s.client.B().Set().Key(key).Value(value).Px(ttl).Build()).Error()
 	if err != nil {
-		return s.unavailable(ctx, op, err)
+		return s.unavailable(op, err)
 	}
 	return nil
 }
@@ -568,7 +569,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	if err := s.client.Do(ctx, s.client.B().Ping().Build()).Error(); err != nil {
-		return s.unavailable(ctx, "ping", err)
+		return s.unavailable("ping", err)
 	}
 	return nil
 }
