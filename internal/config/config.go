@@ -155,7 +155,9 @@ const (
 	DefaultTicketTTL      = time.Minute
 	DefaultTargetTTL      = 10 * time.Minute
 	DefaultMaxBodyBytes   = 64 << 10
-	DemoLoginPath         = "/demo-login/"
+	// DefaultShutdownTimeout bounds a graceful shutdown.
+	DefaultShutdownTimeout = 30 * time.Second
+	DemoLoginPath          = "/demo-login/"
 )
 
 // ReservedPrefixes may not be used as virtual proxy prefixes: they are
@@ -253,6 +255,9 @@ func (c *Config) finish(root *yaml.Node) error {
 	if c.API.Listen == "" {
 		c.API.Listen = DefaultAPIListen
 	}
+	if c.Frontend.ShutdownTimeout == 0 {
+		c.Frontend.ShutdownTimeout = DefaultShutdownTimeout
+	}
 	if c.API.MaxBodyBytes == 0 {
 		c.API.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -289,6 +294,9 @@ func (c *Config) finish(root *yaml.Node) error {
 	}
 	v.optionalURL("frontend.public_url", c.Frontend.PublicURL)
 	v.optionalURL("api.public_url", c.API.PublicURL)
+	if c.Frontend.ShutdownTimeout < 0 {
+		v.fail("frontend.shutdown_timeout", "must be positive, e.g. 30s")
+	}
 	if c.API.MaxBodyBytes < 0 {
 		v.fail("api.max_body_bytes", "must be positive")
 	}

@@ -50,6 +50,8 @@ type Options struct {
 
 // Server is a running openqps.
 type Server struct {
+	// Config is the configuration the server started with; see
+	// CurrentConfig for the one in force after a Reload.
 	Config   *config.Config
 	Certs    *pki.Bundle
 	Store    session.Store
@@ -74,6 +76,8 @@ type Server struct {
 	demoClient *qpsapi.Client // the demo login module's API client
 	servers    []*http.Server
 	ownStore   bool
+	reloadMu   sync.Mutex
+	cfg        atomic.Pointer[config.Config] // set by Reload
 	wg         sync.WaitGroup
 	errs       chan error
 
@@ -250,18 +254,34 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.demoClient != nil {
 		s.demoClient.CloseIdleConnections() // else its HTTP/2 connection holds Shutdown for a second
 	}
-	var errs []error
-	if s.Frontend != nil {
-		// Hijacked websockets are unknown to http.Server.Shutdown: they get
-		// their notice and close here, while the listeners drain.
-		if err := s.Frontend.CloseWebsockets(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("close websockets: %w", err))
-		}
-	}
+	// Every listener stops accepting at once and drains in parallel;
+	// hijacked websockets, unknown to http.Server.Shutdown, get their
+	// notice and close meanwhile.
+	errc := make(chan error, len(s.servers)+1)
 	for _, srv := range s.servers {
-		if err := srv.Shutdown(ctx); err != nil {
+		go func() {
+			err := srv.Shutdown(ctx)
+			if err != nil {
+				srv.Close()
+			}
+			errc <- err
+		}()
+	}
+	go func() {
+		if s.Frontend == nil {
+			errc <- nil
+			return
+		}
+		if err := s.Frontend.CloseWebsockets(ctx); err != nil {
+			errc <- fmt.Errorf("close websockets: %w", err)
+			return
+		}
+		errc <- nil
+	}()
+	var errs []error
+	for range len(s.servers) + 1 {
+		if err := <-errc; err != nil {
 			errs = append(errs, err)
-			srv.Close()
 		}
 	}
 	if s.stopWatch != nil {
