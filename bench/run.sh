@@ -232,7 +232,7 @@ if [ "${SCALE:-1}" = 1 ]; then
   echo
   echo "scale: memory store, sessions with two group attributes (bench/scale; one process per line)"
   go build -o "$tmp/scale" ./bench/scale
-  for n in 0 100000 1000000; do taskset -c 0 "$tmp/scale" -sessions $n -d "" | sed 's/^/  /'; done
-  echo "front-end latency with 1k vs 1M live sessions (HTTPS, wrk -c$CONNS on core 1):"
-  for n in 1000 1000000; do taskset -c 0 "$tmp/scale" -sessions $n -d "$DURATION" -c "$CONNS" | tail -1 | sed 's/^/  /'; done
+  for n in 0 100000 1000000; do taskset -c 0 "$tmp/scale" -sessions $n | sed 's/^/  /'; done
+  echo "front-end latency with 1k vs 1M live sessions (HTTPS, wrk -c$CONNS on core 1, $ROUNDS alternating rounds):"
+  taskset -c 0 "$tmp/scale" -compare 1000,1000000 -rounds "$ROUNDS" -d "$DURATION" -c "$CONNS" | sed 's/^/  /'
 fi
