@@ -177,6 +177,7 @@ var prefixPattern = regexp.MustCompile(`^[a-z0-9._~-]+$`)
 // served by the built-in demo hub and login module.
 func Demo() *Config {
 	c := &Config{Demo: true}
+	c.Metrics.Listen = DemoMetricsListen
 	c.VirtualProxies = []VirtualProxy{
 		{Prefix: "", Description: "default virtual proxy (demo)"},
 		{Prefix: "sessionvp", Description: "session API login (demo)"},
@@ -285,7 +286,7 @@ func (c *Config) finish(root *yaml.Node) error {
 	if len(c.VirtualProxies) == 0 {
 		v.fail("virtual_proxies", "name at least one virtual proxy, e.g. {prefix: \"\", backends: [\"http://127.0.0.1:9000\"]}")
 	}
-	v.timeouts(&c.Timeouts)
+	v.operations(c)
 	v.listen("frontend.listen", c.Frontend.Listen)
 	v.listen("api.listen", c.API.Listen)
 	if c.Frontend.HTTPListen != "" {
