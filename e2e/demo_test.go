@@ -21,6 +21,7 @@ func TestDemoLogsInThroughBothFlows(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.Frontend.Listen = "127.0.0.1:0"
 	cfg.API.Listen = "127.0.0.1:0"
+	cfg.Metrics.Listen = "127.0.0.1:0"
 	cfg.Store.Type = "memory"
 	srv, err := server.Start(context.Background(), server.Options{Config: cfg, Log: testLogger(t)})
 	if err != nil {

@@ -107,7 +107,7 @@ virtual_proxies:
 	if edit != nil {
 		edit(cfg)
 	}
-	opts := server.Options{Config: cfg, Log: testLogger(t)}
+	opts := server.Options{Config: cfg, Log: testLogger(t), AuditOut: testWriter{t}}
 	var clock *storetest.Clock
 	if cfg.Store.Type == "memory" {
 		// The tests drive time: a memory store on a fake clock. Other

@@ -24,6 +24,6 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), certsCommand(), sessionCommand(), userCommand(), ticketCommand())
+	root.AddCommand(serveCommand(), reloadCommand(), certsCommand(), sessionCommand(), userCommand(), ticketCommand())
 	return root
 }

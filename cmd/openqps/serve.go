@@ -6,9 +6,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,7 +18,7 @@ import (
 )
 
 func serveCommand() *cobra.Command {
-	var configFile, dataDir, cpuProfile string
+	var configFile, dataDir, cpuProfile, pidFile string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the proxy: the trusted API (:4243) and the front end (:8443); with no --config, the demo",
@@ -40,16 +41,35 @@ func serveCommand() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			srv, err := server.Start(ctx, server.Options{Config: cfg, Log: log})
 			if err != nil {
 				return err
 			}
-			select {
-			case <-ctx.Done():
-			case err = <-srv.Err():
+			if pidFile == "" {
+				pidFile = filepath.Join(cfg.DataDir, "openqps.pid")
 			}
-			log.Info("shutting down")
-			shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+				log.Warn("cannot write the pid file; openqps reload will not find this process", "file", pidFile, "err", err)
+			} else {
+				defer os.Remove(pidFile)
+			}
+		serving:
+			for {
+				select {
+				case <-ctx.Done():
+					break serving
+				case err = <-srv.Err():
+					break serving
+				case <-hup:
+					reloadFromFile(srv, configFile, dataDir, log)
+				}
+			}
+			timeout := srv.CurrentConfig().Frontend.ShutdownTimeout
+			log.Info("shutting down", "event", "shutdown", "timeout", timeout)
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			if serr := srv.Shutdown(shutdownCtx); serr != nil && err == nil {
 				err = serr
@@ -59,9 +79,30 @@ func serveCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&configFile, "config", "", "YAML configuration file (none: the demo setup)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory for certificates and the session store (default from the config, else ./openqps-data)")
+	cmd.Flags().StringVar(&pidFile, "pid-file", "", "where to write the process id, for openqps reload (default <data_dir>/openqps.pid)")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown (for go tool pprof)")
 	cmd.Flags().MarkHidden("cpuprofile")
 	return cmd
+}
+
+// reloadFromFile reads the configuration file again and applies it (on
+// SIGHUP). An invalid file, or one that changes what only a restart can,
+// is logged with the reason and the running configuration stays.
+func reloadFromFile(srv *server.Server, configFile, dataDir string, log *slog.Logger) {
+	if configFile == "" {
+		log.Warn("reload ignored: the demo runs without a configuration file", "event", "config.reload_rejected")
+		return
+	}
+	cfg, err := config.Load(configFile)
+	if err == nil {
+		if dataDir != "" {
+			cfg.DataDir = dataDir
+		}
+		err = srv.Reload(cfg)
+	}
+	if err != nil {
+		log.Error("reload rejected; the running configuration stays", "event", "config.reload_rejected", "file", configFile, "err", err)
+	}
 }
 
 // startCPUProfile profiles the process until the returned function runs.

@@ -155,7 +155,9 @@ const (
 	DefaultTicketTTL      = time.Minute
 	DefaultTargetTTL      = 10 * time.Minute
 	DefaultMaxBodyBytes   = 64 << 10
-	DemoLoginPath         = "/demo-login/"
+	// DefaultShutdownTimeout bounds a graceful shutdown.
+	DefaultShutdownTimeout = 30 * time.Second
+	DemoLoginPath          = "/demo-login/"
 )
 
 // ReservedPrefixes may not be used as virtual proxy prefixes: they are
@@ -175,6 +177,7 @@ var prefixPattern = regexp.MustCompile(`^[a-z0-9._~-]+$`)
 // served by the built-in demo hub and login module.
 func Demo() *Config {
 	c := &Config{Demo: true}
+	c.Metrics.Listen = DemoMetricsListen
 	c.VirtualProxies = []VirtualProxy{
 		{Prefix: "", Description: "default virtual proxy (demo)"},
 		{Prefix: "sessionvp", Description: "session API login (demo)"},
@@ -252,6 +255,9 @@ func (c *Config) finish(root *yaml.Node) error {
 	if c.API.Listen == "" {
 		c.API.Listen = DefaultAPIListen
 	}
+	if c.Frontend.ShutdownTimeout == 0 {
+		c.Frontend.ShutdownTimeout = DefaultShutdownTimeout
+	}
 	if c.API.MaxBodyBytes == 0 {
 		c.API.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -280,7 +286,7 @@ func (c *Config) finish(root *yaml.Node) error {
 	if len(c.VirtualProxies) == 0 {
 		v.fail("virtual_proxies", "name at least one virtual proxy, e.g. {prefix: \"\", backends: [\"http://127.0.0.1:9000\"]}")
 	}
-	v.timeouts(&c.Timeouts)
+	v.operations(c)
 	v.listen("frontend.listen", c.Frontend.Listen)
 	v.listen("api.listen", c.API.Listen)
 	if c.Frontend.HTTPListen != "" {
@@ -288,6 +294,9 @@ func (c *Config) finish(root *yaml.Node) error {
 	}
 	v.optionalURL("frontend.public_url", c.Frontend.PublicURL)
 	v.optionalURL("api.public_url", c.API.PublicURL)
+	if c.Frontend.ShutdownTimeout < 0 {
+		v.fail("frontend.shutdown_timeout", "must be positive, e.g. 30s")
+	}
 	if c.API.MaxBodyBytes < 0 {
 		v.fail("api.max_body_bytes", "must be positive")
 	}

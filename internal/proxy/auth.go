@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -144,54 +143,67 @@ func cleanIdentity(what, source, v string) (string, error) {
 // useIdentity authenticates the request as dir\user, vouched for by
 // credential (the header value or the token): the current session when
 // it is that user's (case-insensitively, as QPS matches users), otherwise
-// the session of the credential (see credentialSessionID), created when
-// there is none, whose cookie replaces the old one.
+// the credential's session, whose cookie replaces the old one.
 func (p *Proxy) useIdentity(rq *request, dir, user, credential string, attrs []session.Attribute) error {
-	if rq.authed && strings.EqualFold(rq.session.UserDirectory, dir) && strings.EqualFold(rq.session.UserID, user) {
+	if rq.authed && sameUser(rq.session, dir, user) {
 		return nil
 	}
-	ctx := rq.r.Context()
-	id := credentialSessionID(rq.vp.cfg.Prefix, credential)
+	s, err := p.credentialSession(rq, dir, user, credential, attrs)
+	if err != nil {
+		return fmt.Errorf("session for %s user: %w", rq.vp.cfg.Auth.AuthenticationMethod, err)
+	}
+	rq.session, rq.authed = s, true
+	rq.vp.setCookie(rq, s.ID)
+	return nil
+}
+
+func sameUser(s session.Session, dir, user string) bool {
+	return strings.EqualFold(s.UserDirectory, dir) && strings.EqualFold(s.UserID, user)
+}
+
+// credentialSession returns the session of a credential, creating it
+// when there is none. Its id is an HMAC of the credential, so callers
+// without a cookie jar (scripts) that send the same header value or token
+// share one session instead of piling up one per request; the id reveals
+// nothing of the credential and cannot be computed from a leaked (or
+// expired) token, as the key never leaves this process.
+func (p *Proxy) credentialSession(rq *request, dir, user, credential string, attrs []session.Attribute) (session.Session, error) {
+	ctx, prefix := rq.r.Context(), rq.vp.cfg.Prefix
+	m := hmac.New(sha256.New, p.credentialKey[:])
+	m.Write([]byte(prefix + "\x00" + credential))
+	id := hex.EncodeToString(m.Sum(nil)[:16])
 	for range 2 {
-		s, err := p.store.Get(ctx, rq.vp.cfg.Prefix, id)
-		if err == nil && strings.EqualFold(s.UserDirectory, dir) && strings.EqualFold(s.UserID, user) {
-			if err := p.store.Touch(ctx, s.Prefix, s.ID, p.opts.Now()); err != nil && !errors.Is(err, session.ErrNotFound) {
-				return err
+		s, err := p.store.Get(ctx, prefix, id)
+		switch {
+		case err == nil && sameUser(s, dir, user):
+			if err := p.store.Touch(ctx, prefix, id, p.opts.Now()); err != nil && !errors.Is(err, session.ErrNotFound) {
+				return session.Session{}, err
 			}
-			rq.session, rq.authed = s, true
-			rq.vp.setCookie(rq, s.ID)
-			return nil
-		}
-		if err != nil && !errors.Is(err, session.ErrNotFound) {
-			return err
-		}
-		if err == nil {
-			break // another user's session under this id: never share it
+			return s, nil
+		case err == nil:
+			// Another user's session under this id (a session API caller
+			// chose it): never share it.
+			id = session.NewID()
+			continue
+		case !errors.Is(err, session.ErrNotFound):
+			return session.Session{}, err
 		}
 		now := p.opts.Now()
 		s = session.Session{
-			Prefix: rq.vp.cfg.Prefix, ID: id, UserDirectory: dir, UserID: user,
+			Prefix: prefix, ID: id, UserDirectory: dir, UserID: user,
 			Attributes: attrs, Created: now, LastUsed: now, Timeout: rq.vp.cfg.SessionInactivityTimeout,
 		}
 		switch err := p.store.Add(ctx, s); {
 		case errors.Is(err, session.ErrExists):
-			continue // a concurrent request of the same caller won: use its session
+			continue // a concurrent request with the same credential won: use its session
 		case err != nil:
-			return fmt.Errorf("add session for %s user: %w", rq.vp.cfg.Auth.AuthenticationMethod, err)
+			return session.Session{}, err
 		}
-		rq.session, rq.authed = s, true
-		rq.vp.setCookie(rq, s.ID)
-		p.log.Info("user authenticated", "event", "auth.login", "method", rq.vp.cfg.Auth.AuthenticationMethod, "vp", s.Prefix,
-			"user_directory", dir, "user_id", user, "session", session.Redact(s.ID), "remote", rq.r.RemoteAddr)
-		return nil
+		p.log.Info("user authenticated", "event", "auth.login", "method", rq.vp.cfg.Auth.AuthenticationMethod, "vp", prefix,
+			"user_directory", dir, "user_id", user, "session", session.Redact(id), "remote", rq.r.RemoteAddr)
+		return s, nil
 	}
-	s, err := p.newSession(rq, dir, user, attrs)
-	if err != nil {
-		return fmt.Errorf("add session for %s user: %w", rq.vp.cfg.Auth.AuthenticationMethod, err)
-	}
-	p.log.Info("user authenticated", "event", "auth.login", "method", rq.vp.cfg.Auth.AuthenticationMethod, "vp", s.Prefix,
-		"user_directory", dir, "user_id", user, "session", session.Redact(s.ID), "remote", rq.r.RemoteAddr)
-	return nil
+	return session.Session{}, fmt.Errorf("session %s changed twice while being created", session.Redact(id))
 }
 
 // anonymousDirectory is the user directory of anonymous users, as QPS
@@ -370,25 +382,4 @@ func credentialsHint(vp *virtualProxy) string {
 		return fmt.Sprintf("no valid session: send Authorization: Bearer <JWT> signed with the key of virtual proxy %q", vp.cfg.Prefix)
 	}
 	return fmt.Sprintf("virtual proxy %q has no authentication module (authentication_module_redirect_uri); a login module must create a session through the trusted API", vp.cfg.Prefix)
-}
-
-// credentialKey keys credentialSessionID; it is made at start, so session
-// ids cannot be derived from a credential outside this process.
-var credentialKey = func() []byte {
-	k := make([]byte, 32)
-	rand.Read(k)
-	return k
-}()
-
-// credentialSessionID is the session id of requests that carry the same
-// credential (a header value, a token) but no cookie, such as scripts: they
-// share one session instead of creating one per request. It is an HMAC of
-// the credential, so it reveals nothing of it and cannot be computed from
-// a leaked (or expired) token.
-func credentialSessionID(prefix, credential string) string {
-	m := hmac.New(sha256.New, credentialKey)
-	m.Write([]byte(prefix))
-	m.Write([]byte{0})
-	m.Write([]byte(credential))
-	return hex.EncodeToString(m.Sum(nil)[:16])
 }

@@ -6,6 +6,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,6 +58,10 @@ type Proxy struct {
 
 	tunnels   tunnelSet          // open websockets
 	stopWatch context.CancelFunc // ends watchSessions and recordActivity
+
+	// credentialKey keys the session ids of header and JWT users
+	// (credentialSession); made in New, it never leaves the process.
+	credentialKey [32]byte
 }
 
 // New returns a front end for cfg that keeps sessions in store.
@@ -68,6 +73,7 @@ func New(cfg *config.Config, store session.Store, log *slog.Logger, opts Options
 		opts.ActivityInterval = 10 * time.Second
 	}
 	p := &Proxy{store: store, log: log, opts: opts}
+	rand.Read(p.credentialKey[:])
 	if err := p.SetConfig(cfg); err != nil {
 		return nil, err
 	}

@@ -69,6 +69,7 @@ type tunnelEnd struct {
 var (
 	endTimedOut  = &tunnelEnd{"OnSessionTimedOut", "Session timed out due to inactivity", 1000}
 	endLoggedOut = &tunnelEnd{"OnSessionLoggedOut", "Session logged out", 1000}
+	endClosed    = &tunnelEnd{"OnSessionClosed", "Session closed by server", 1000}
 	endShutdown  = &tunnelEnd{"OnSessionClosed", "Session closed by server: the proxy is shutting down", 1001}
 	endRemoved   = &tunnelEnd{"OnSessionClosed", "Session closed by server: the virtual proxy was removed", 1001}
 )

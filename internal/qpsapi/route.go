@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/openqps/openqps/internal/session"
 )
 
 // route is a parsed trusted-API path:
@@ -61,4 +63,16 @@ func parseRoute(escapedPath string) (route, error) {
 	}
 	rt.args = segs[1:]
 	return rt, nil
+}
+
+// RedactPath returns an API path fit for logs: the session id of
+// /qps/[{prefix}/]session/{id}, a bearer secret, replaced by its
+// session.Redact hash.
+func RedactPath(p string) string {
+	i := strings.Index(strings.ToLower(p), "/session/")
+	if i < 0 || i+len("/session/") >= len(p) {
+		return p
+	}
+	head, id := p[:i+len("/session/")], p[i+len("/session/"):]
+	return head + "sha256:" + session.Redact(strings.TrimSuffix(id, "/"))
 }

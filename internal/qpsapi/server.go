@@ -411,7 +411,7 @@ func (s *Server) storeFailed(c *call, err error) {
 		s.fail(c, http.StatusTooManyRequests, "session store full", "openqps holds as many sessions as store.max_sessions allows; end sessions (DELETE /qps/session/{id} or /qps/user/{directory}/{userId}), wait for them to time out, or raise the limit")
 		return
 	}
-	s.log.Error("session store failed", "event", "store.error", "path", c.r.URL.Path, "err", err)
+	s.log.Error("session store failed", "event", "store.error", "path", RedactPath(c.r.URL.Path), "err", err)
 	writeJSON(c.w, http.StatusServiceUnavailable, apiError{Error: "session store unavailable", Detail: "the session store cannot be reached; retry shortly"})
 }
 
@@ -424,7 +424,7 @@ type apiError struct {
 // fail answers a rejection and logs it once.
 func (s *Server) fail(c *call, status int, msg, detail string) {
 	s.log.Warn("api request rejected", "event", "api.rejected", "status", status, "method", c.r.Method,
-		"path", c.r.URL.Path, "error", msg, "detail", detail, "caller", c.caller, "remote", c.r.RemoteAddr)
+		"path", RedactPath(c.r.URL.Path), "error", msg, "detail", detail, "caller", c.caller, "remote", c.r.RemoteAddr)
 	writeJSON(c.w, status, apiError{Error: msg, Detail: detail})
 }
 

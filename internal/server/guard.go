@@ -9,7 +9,11 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/openqps/openqps/internal/metrics"
+	"github.com/openqps/openqps/internal/qpsapi"
 )
 
 // guard wraps a listener's handler with what every request gets before
@@ -25,23 +29,105 @@ type guard struct {
 	bodyTimeout time.Duration
 	// frontend enables the checks for the browser-facing listener.
 	frontend bool
+	// metrics counts answers by status and their latency; may be nil.
+	metrics *metrics.Registry
+	// audit, when set, gets one api.call record per request with the
+	// caller's certificate subject (the trusted API).
+	audit *slog.Logger
 }
 
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	defer g.recover(w, r)
+	start := time.Now()
+	upgrade := isUpgradeRequest(r)
+	sw := newStatusWriter(w)
+	defer g.done(sw, r, start, upgrade)
+	defer g.recover(sw, r)
 	if g.frontend {
 		if msg, detail := refusedShape(r); msg != "" {
-			g.refuse(w, r, http.StatusBadRequest, msg, detail)
+			g.refuse(sw, r, http.StatusBadRequest, msg, detail)
 			return
 		}
 	}
-	if g.bodyTimeout > 0 && r.ContentLength != 0 && !isUpgradeRequest(r) {
+	if g.bodyTimeout > 0 && r.ContentLength != 0 && !upgrade {
 		// Trickling a body is the slowloris of bodies: after the
 		// deadline, reads fail and the handler answers or gives up.
 		http.NewResponseController(w).SetReadDeadline(time.Now().Add(g.bodyTimeout))
 	}
-	g.next.ServeHTTP(w, r)
+	if upgrade && g.metrics != nil {
+		g.metrics.WebsocketOpened()
+		defer g.metrics.WebsocketClosed()
+	}
+	g.next.ServeHTTP(sw, r)
 }
+
+// done counts and audits a finished request.
+func (g *guard) done(sw *statusWriter, r *http.Request, start time.Time, upgrade bool) {
+	status := sw.status
+	if status == 0 {
+		status = http.StatusOK // the handler wrote nothing: net/http answers 200
+	}
+	elapsed := time.Since(start)
+	switch {
+	case g.metrics == nil:
+	case g.frontend && upgrade:
+		// A websocket lasts as long as the user stays: its duration
+		// is no request latency.
+	case g.frontend:
+		g.metrics.Frontend(r.URL.Path).Observe(status, elapsed)
+	case !g.frontend:
+		g.metrics.API().Observe(status, elapsed)
+	}
+	if g.audit != nil {
+		caller := ""
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+			caller = r.TLS.VerifiedChains[0][0].Subject.String()
+		}
+		g.audit.Info("api call", "event", "api.call", "caller", caller, "method", r.Method,
+			"path", qpsapi.RedactPath(r.URL.Path), "status", status, "ms", elapsed.Milliseconds(), "remote", r.RemoteAddr)
+	}
+	sw.release()
+}
+
+// statusWriter remembers the status a handler answered. Unwrap lets
+// http.ResponseController reach the connection (flushing, deadlines,
+// websocket hijacking). statusWriters are pooled: the front end makes one
+// per request.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
+
+func newStatusWriter(w http.ResponseWriter) *statusWriter {
+	sw := statusWriters.Get().(*statusWriter)
+	sw.ResponseWriter, sw.status = w, 0
+	return sw
+}
+
+func (w *statusWriter) release() {
+	w.ResponseWriter = nil
+	statusWriters.Put(w)
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 || w.status < 200 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush passes on, for handlers that type-assert http.Flusher.
+func (w *statusWriter) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
 
 // refusedShape returns why a front-end request is refused outright, or
 // "".

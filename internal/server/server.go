@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,10 +19,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openqps/openqps/internal/config"
 	"github.com/openqps/openqps/internal/demo"
+	"github.com/openqps/openqps/internal/metrics"
 	"github.com/openqps/openqps/internal/pki"
 	"github.com/openqps/openqps/internal/proxy"
 	"github.com/openqps/openqps/internal/qpsapi"
@@ -37,6 +40,9 @@ type Options struct {
 	Store session.Store
 	// Now is the clock of the API and front end; nil is time.Now.
 	Now func() time.Time
+	// AuditOut receives the audit log when audit.file is empty; nil is
+	// standard output.
+	AuditOut io.Writer
 	// ActivityInterval is how often websocket traffic is recorded as
 	// session activity; 0 is the front end's default.
 	ActivityInterval time.Duration
@@ -44,6 +50,8 @@ type Options struct {
 
 // Server is a running openqps.
 type Server struct {
+	// Config is the configuration the server started with; see
+	// CurrentConfig for the one in force after a Reload.
 	Config   *config.Config
 	Certs    *pki.Bundle
 	Store    session.Store
@@ -59,13 +67,24 @@ type Server struct {
 	HTTPAddr string
 	// HubURL is the demo hub's address; empty unless in demo mode.
 	HubURL string
+	// Metrics counts requests and events; MetricsAddr is the address of
+	// its listener, empty unless metrics.listen is set.
+	Metrics     *metrics.Registry
+	MetricsAddr string
 
 	log        *slog.Logger
 	demoClient *qpsapi.Client // the demo login module's API client
 	servers    []*http.Server
 	ownStore   bool
+	reloadMu   sync.Mutex
+	cfg        atomic.Pointer[config.Config] // set by Reload
 	wg         sync.WaitGroup
 	errs       chan error
+
+	auditFile      *os.File     // audit.file, when set
+	auditOnly      *slog.Logger // writes to the audit log only
+	stopWatch      context.CancelFunc
+	listenerFailed atomic.Bool
 }
 
 // Start opens the listeners and serves until Shutdown.
@@ -75,13 +94,17 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{Config: cfg, log: log, errs: make(chan error, 4)}
+	s := &Server{Config: cfg, log: log, errs: make(chan error, 8)}
 	defer func() {
 		if err != nil {
 			s.Shutdown(context.Background())
 		}
 	}()
 
+	if log, err = s.openAudit(opts, log); err != nil {
+		return nil, err
+	}
+	s.log = log
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -140,11 +163,17 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 
+	if err := s.startOperations(ctx); err != nil {
+		closeListeners()
+		return nil, err
+	}
 	apiTLS := s.Certs.APITLS()
-	apiHandler := &guard{next: s.API, log: log, listener: "trusted API", bodyTimeout: cfg.Timeouts.RequestBody}
+	apiHandler := &guard{next: s.API, log: log, listener: "trusted API", bodyTimeout: cfg.Timeouts.RequestBody,
+		metrics: s.Metrics, audit: s.auditOnly}
 	s.serve(&http.Server{Handler: apiHandler, TLSConfig: apiTLS}, tls.NewListener(apiLn, apiTLS), "trusted API")
 	feTLS := s.Certs.ServerTLS()
-	feHandler := &guard{next: s.Frontend, log: log, listener: "front end", bodyTimeout: cfg.Timeouts.RequestBody, frontend: true}
+	feHandler := &guard{next: s.Frontend, log: log, listener: "front end", bodyTimeout: cfg.Timeouts.RequestBody,
+		metrics: s.Metrics, frontend: true}
 	s.serve(&http.Server{Handler: feHandler, TLSConfig: feTLS}, tls.NewListener(feLn, feTLS), "front end")
 	if httpLn != nil {
 		s.serve(&http.Server{Handler: feHandler}, httpLn, "plain-HTTP front end")
@@ -209,6 +238,7 @@ func (s *Server) serve(srv *http.Server, ln net.Listener, name string) {
 	go func() {
 		defer s.wg.Done()
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.listenerFailed.Store(true)
 			s.log.Error("listener failed", "listener", name, "err", err)
 			s.errs <- fmt.Errorf("%s: %w", name, err)
 		}
@@ -224,21 +254,43 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.demoClient != nil {
 		s.demoClient.CloseIdleConnections() // else its HTTP/2 connection holds Shutdown for a second
 	}
-	var errs []error
-	if s.Frontend != nil {
-		// Hijacked websockets are unknown to http.Server.Shutdown: they get
-		// their notice and close here, while the listeners drain.
+	// Every listener stops accepting at once and drains in parallel;
+	// hijacked websockets, unknown to http.Server.Shutdown, get their
+	// notice and close meanwhile.
+	errc := make(chan error, len(s.servers)+1)
+	for _, srv := range s.servers {
+		go func() {
+			err := srv.Shutdown(ctx)
+			if err != nil {
+				srv.Close()
+			}
+			errc <- err
+		}()
+	}
+	go func() {
+		if s.Frontend == nil {
+			errc <- nil
+			return
+		}
 		if err := s.Frontend.CloseWebsockets(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("close websockets: %w", err))
+			errc <- fmt.Errorf("close websockets: %w", err)
+			return
+		}
+		errc <- nil
+	}()
+	var errs []error
+	for range len(s.servers) + 1 {
+		if err := <-errc; err != nil {
+			errs = append(errs, err)
 		}
 	}
-	for _, srv := range s.servers {
-		if err := srv.Shutdown(ctx); err != nil {
-			errs = append(errs, err)
-			srv.Close()
-		}
+	if s.stopWatch != nil {
+		s.stopWatch()
 	}
 	s.wg.Wait()
+	if s.auditFile != nil {
+		errs = append(errs, s.auditFile.Close())
+	}
 	if s.Frontend != nil {
 		s.Frontend.Close()
 	}
