@@ -441,22 +441,31 @@ func TestWebsocketClosesOnUserLogoutAndPersonalLogout(t *testing.T) {
 }
 
 // TestWebsocketClosesOnInactivity: the session times out while its
-// websocket is idle; the store's sweep reports it and the websocket gets
-// OnSessionTimedOut.
+// websocket is idle; the websocket gets OnSessionTimedOut, whether the
+// store's sweep reports the expiry first or openqps's own look at the
+// sessions of idle websockets finds it (here the sweep runs every hour).
 func TestWebsocketClosesOnInactivity(t *testing.T) {
-	echo := pxNewEchoServer(t)
-	clock := storetest.NewClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
-	store := session.NewMemory(session.WithClock(clock.Now), session.WithSweepInterval(20*time.Millisecond))
-	t.Cleanup(func() { store.Close() })
-	o := pxStartOn(t, store, pxWebsocketVP(echo), pxClock(clock))
-	id := randomHex(16)
-	o.addSession(t, "sessionvp", "DOMAIN", "User1", id)
-	ws, resp, body := pxDialWS(t, o, "/sessionvp/app/x", "Cookie", "X-Qlik-Session-sessionvp="+id)
-	if ws == nil {
-		t.Fatalf("upgrade: %d %s", resp.StatusCode, body)
+	for name, sweep := range map[string]time.Duration{"store sweep": 20 * time.Millisecond, "before the sweep": time.Hour} {
+		t.Run(name, func(t *testing.T) {
+			echo := pxNewEchoServer(t)
+			clock := storetest.NewClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+			store := session.NewMemory(session.WithClock(clock.Now), session.WithSweepInterval(sweep))
+			t.Cleanup(func() { store.Close() })
+			activity := time.Hour
+			if sweep == time.Hour {
+				activity = 20 * time.Millisecond
+			}
+			o := pxStartOn(t, store, pxWebsocketVP(echo), pxClock(clock), func(o *server.Options) { o.ActivityInterval = activity })
+			id := randomHex(16)
+			o.addSession(t, "sessionvp", "DOMAIN", "User1", id)
+			ws, resp, body := pxDialWS(t, o, "/sessionvp/app/x", "Cookie", "X-Qlik-Session-sessionvp="+id)
+			if ws == nil {
+				t.Fatalf("upgrade: %d %s", resp.StatusCode, body)
+			}
+			clock.Advance(31 * time.Minute)
+			ws.expectNotice(t, "OnSessionTimedOut")
+		})
 	}
-	clock.Advance(31 * time.Minute)
-	ws.expectNotice(t, "OnSessionTimedOut")
 }
 
 // TestWebsocketTrafficKeepsTheSessionAlive: messages on the websocket

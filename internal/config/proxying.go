@@ -97,6 +97,11 @@ func (v *validator) proxying(at string, vp *VirtualProxy) {
 	} else if hc.Interval != 0 || hc.Timeout != 0 || hc.ExpectedStatus != 0 {
 		v.fail(at+".health_check.path", "set a path (e.g. /health) to turn health checks on")
 	}
+	for i, h := range px.HostAllowList {
+		if h == "" || strings.ContainsAny(h, "/ *") {
+			v.fail(fmt.Sprintf("%s.websocket_origin_allow_list[%d]", at, i), fmt.Sprintf("%q: use host names, e.g. mashup.example.com (no scheme, path or wildcard)", h))
+		}
+	}
 	if px.SessionCookieSameSite == "" {
 		px.SessionCookieSameSite = "unset"
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -107,24 +108,25 @@ func (s *tunnelSet) endAll(ctx context.Context, e *tunnelEnd) error {
 	}
 }
 
-// takeActive returns the sessions whose tunnels carried traffic since the
-// last call, and clears their marks.
-func (s *tunnelSet) takeActive() []tunnelKey {
-	var keys []tunnelKey
+// takeActivity returns the sessions whose tunnels carried traffic since
+// the last call, clearing their marks, and those whose tunnels did not.
+func (s *tunnelSet) takeActivity() (active, idle []tunnelKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, ts := range s.bySession {
-		active := false
+		used := false
 		for t := range ts {
 			if t.active.Swap(false) {
-				active = true
+				used = true
 			}
 		}
-		if active {
-			keys = append(keys, k)
+		if used {
+			active = append(active, k)
+		} else {
+			idle = append(idle, k)
 		}
 	}
-	return keys
+	return active, idle
 }
 
 // watchSessions ends the tunnels of every session that ends, wherever it
@@ -144,9 +146,13 @@ func (p *Proxy) watchSessions(events <-chan session.Event) {
 	}
 }
 
-// recordActivity marks the sessions whose websockets carried traffic as
-// used, every interval: websocket traffic keeps a session alive, recorded
-// coarsely so a chatty socket costs one store write per interval.
+// recordActivity runs every interval. It marks the sessions whose
+// websockets carried traffic as used: websocket traffic keeps a session
+// alive, recorded coarsely so a chatty socket costs one store write per
+// interval. And it looks up the sessions whose websockets were idle: one
+// that is gone without the store having said so (it expired and the
+// store's sweep has not reported it yet, or the event was dropped) has its
+// websockets ended now rather than at the next sweep.
 func (p *Proxy) recordActivity(ctx context.Context, interval time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -156,10 +162,28 @@ func (p *Proxy) recordActivity(ctx context.Context, interval time.Duration) {
 			return
 		case <-tick.C:
 		}
-		for _, k := range p.tunnels.takeActive() {
-			if err := p.store.Touch(ctx, k.prefix, k.id, p.opts.Now()); err != nil && ctx.Err() == nil {
+		active, idle := p.tunnels.takeActivity()
+		for _, k := range active {
+			err := p.store.Touch(ctx, k.prefix, k.id, p.opts.Now())
+			switch {
+			case errors.Is(err, session.ErrNotFound):
+				p.endVanished(k, endClosed)
+			case err != nil && ctx.Err() == nil:
 				p.log.Debug("websocket activity not recorded", "vp", k.prefix, "session", session.Redact(k.id), "err", err)
 			}
 		}
+		for _, k := range idle {
+			if _, err := p.store.Get(ctx, k.prefix, k.id); errors.Is(err, session.ErrNotFound) {
+				p.endVanished(k, endTimedOut) // idle and gone: its inactivity timeout passed
+			}
+		}
+	}
+}
+
+// endVanished ends the websockets of a session found missing.
+func (p *Proxy) endVanished(k tunnelKey, e *tunnelEnd) {
+	if n := p.tunnels.endSession(k.prefix, k.id, e); n > 0 {
+		p.log.Info("websockets of an ended session closed", "event", "websocket.session_ended", "vp", k.prefix,
+			"session", session.Redact(k.id), "reason", "not in the store", "websockets", n)
 	}
 }

@@ -80,6 +80,9 @@ virtual_proxies:
 ${vps}
 `);
   const child = spawn(bin, ['serve', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Never leave an openqps behind, also when a test crashes.
+  const kill = () => child.kill('SIGKILL');
+  process.once('exit', kill);
   const log = [];
   const started = new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('openqps did not start within 30s:\n' + log.join('\n'))), 30000);
@@ -112,6 +115,7 @@ ${vps}
     },
     stop: () => new Promise((resolve) => {
       child.removeAllListeners('exit');
+      process.removeListener('exit', kill);
       child.once('exit', () => { fs.rmSync(dir, { recursive: true, force: true }); resolve(); });
       child.kill('SIGTERM');
     }),

@@ -9,3 +9,6 @@ func (s *Store) Queued() int64  { return s.journal.queued.Load() }
 // View and Update run transactions on the store's open database.
 func View(s *Store, fn func(*bolt.Tx) error) error   { return s.db.View(fn) }
 func Update(s *Store, fn func(*bolt.Tx) error) error { return s.db.Update(fn) }
+
+// EncodeSession is the record layout, for tests that write files directly.
+var EncodeSession = encodeSession

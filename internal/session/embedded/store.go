@@ -13,11 +13,13 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -159,17 +161,8 @@ func (s *Store) load(now time.Time) (err error) {
 	var expired [][]byte
 	err = s.db.View(func(tx *bolt.Tx) error {
 		ctx := context.Background()
-		err := tx.Bucket(sessionsBucket).ForEach(func(k, v []byte) error {
-			sess, err := decodeSession(k, v)
-			if err != nil {
-				return fmt.Errorf("key %q: %w", k, err)
-			}
-			if sess.Expired(now) {
-				expired = append(expired, append([]byte(nil), k...))
-				return nil
-			}
-			return s.Memory.Add(ctx, sess)
-		})
+		var err error
+		expired, err = s.loadSessions(tx.Bucket(sessionsBucket), now)
 		if err != nil {
 			return err
 		}
@@ -212,6 +205,65 @@ func (s *Store) load(now time.Time) (err error) {
 		}
 		return sweepExpired(tx, now)
 	})
+}
+
+// loadBatch is how many records the reader hands a loading worker at once.
+const loadBatch = 1024
+
+// loadSessions decodes the sessions and adds the live ones to memory, on
+// every CPU: a million sessions are a few seconds of work for one. It
+// returns the keys of the expired ones. The records are read in the
+// caller's transaction, which stays open until the workers are done.
+func (s *Store) loadSessions(b *bolt.Bucket, now time.Time) (expired [][]byte, err error) {
+	type record struct{ k, v []byte }
+	batches := make(chan []record, runtime.GOMAXPROCS(0))
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first == nil {
+			first = err
+		}
+	}
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for batch := range batches {
+				for _, r := range batch {
+					sess, err := decodeSession(r.k, r.v)
+					if err != nil {
+						fail(fmt.Errorf("key %q: %w", r.k, err))
+						continue
+					}
+					if sess.Expired(now) {
+						mu.Lock()
+						expired = append(expired, bytes.Clone(r.k))
+						mu.Unlock()
+						continue
+					}
+					if err := s.Memory.Add(context.Background(), sess); err != nil {
+						fail(err)
+					}
+				}
+			}
+		})
+	}
+	batch := make([]record, 0, loadBatch)
+	b.ForEach(func(k, v []byte) error {
+		batch = append(batch, record{k, v})
+		if len(batch) == loadBatch {
+			batches <- batch
+			batch = make([]record, 0, loadBatch)
+		}
+		return nil
+	})
+	batches <- batch
+	close(batches)
+	wg.Wait()
+	return expired, first
 }
 
 // flushEvery writes recorded use times and sweeps expired tickets and
