@@ -32,6 +32,7 @@ func main() {
 	n := flag.Int("n", 10000, "websockets to hold open")
 	workers := flag.Int("c", 64, "connections opened in parallel")
 	pid := flag.Int("pid", 0, "openqps's process id, whose memory is measured")
+	hold := flag.Duration("hold", 0, "keep the websockets open this long after measuring (to profile openqps)")
 	flag.Parse()
 
 	u, err := url.Parse(*target)
@@ -99,6 +100,7 @@ feed:
 	after := rss(*pid)
 	fmt.Printf("websockets=%d open=%s rss_before_mb=%.0f rss_after_mb=%.0f per_websocket_kb=%.1f\n",
 		*n, opened.Round(time.Millisecond), before/1e6, after/1e6, (after-before)/float64(*n)/1024)
+	time.Sleep(*hold)
 	for _, c := range conns {
 		websocket.WriteFrame(c.conn, websocket.OpClose, nil, true)
 		c.conn.Close()

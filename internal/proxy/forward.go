@@ -80,11 +80,17 @@ func (p *Proxy) clientBodyFailed(rq *request, err error) bool {
 }
 
 // forwardTo forwards the request to one node, counting it in the node's
-// load while it runs.
+// load while it runs. A websocket tunnel takes the count over (rq.node)
+// and keeps it until the websocket closes.
 func (p *Proxy) forwardTo(rq *request, n *node) error {
 	n.inflight.Add(1)
-	defer n.inflight.Add(-1)
-	return p.forwardHTTP(rq, n.url)
+	rq.node = n
+	err := p.forwardHTTP(rq, n.url)
+	if rq.node != nil {
+		rq.node.inflight.Add(-1)
+		rq.node = nil
+	}
+	return err
 }
 
 // noBackend answers a request no node can take, right away, never after

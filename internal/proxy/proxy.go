@@ -166,6 +166,9 @@ type request struct {
 	// for requests that are not sent to the login module.
 	denied       string
 	deniedStatus int
+	// node is the back end the request is being forwarded to, counted
+	// in its load until the request (or its websocket) ends.
+	node *node
 }
 
 // ServeHTTP handles one front-end request.

@@ -129,8 +129,11 @@ func (u *upstream) exchange(c *upstreamConn, req *http.Request) (*http.Response,
 		c.SetDeadline(time.Time{}) // the body may stream for as long as it needs
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		// The connection now belongs to the caller (a websocket tunnel).
+		// The connection now belongs to the caller (a websocket tunnel),
+		// which writes to it directly: the write buffer would only sit
+		// there for the websocket's life.
 		stop()
+		c.bw = nil
 		resp.Body = &upgradedConn{upstreamConn: c}
 		return resp, nil
 	}

@@ -597,3 +597,5 @@ func sortSessions(ss []session.Session) {
 		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
 	})
 }
+
+var _ session.Pinger = (*Store)(nil)
