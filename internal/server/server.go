@@ -164,7 +164,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 
 	s.API = qpsapi.New(cfg, s.Store, log, opts.Now)
-	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: local, Hosts: certNames(s.Certs), ActivityInterval: opts.ActivityInterval})
+	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: local, Hosts: certNames(s.Certs), ActivityInterval: opts.ActivityInterval, Metrics: s.Metrics})
 	if err != nil {
 		closeListeners()
 		return nil, err
