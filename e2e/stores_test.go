@@ -194,3 +194,28 @@ func storesReadyz(t *testing.T, o *openqps) (int, string) {
 	resp, body := get(t, &http.Client{Timeout: 10 * time.Second}, "http://"+o.MetricsAddr+"/readyz")
 	return resp.StatusCode, body
 }
+
+// TestStoresRedisWebsocketClosesWhenDeletedOnTheOtherNode: the session
+// ends through node B's API; its websocket on node A gets QPS's notice
+// and closes (Redis Pub/Sub carries the event from B to A).
+func TestStoresRedisWebsocketClosesWhenDeletedOnTheOtherNode(t *testing.T) {
+	srv := redistest.Start(t)
+	echo := pxNewEchoServer(t)
+	node := func(c *config.Config) {
+		storesRedisAt(srv.Addr)(c)
+		pxWebsocketVP(echo)(c)
+	}
+	a, b := start(t, node), start(t, node)
+	id := randomHex(16)
+	a.addSession(t, "sessionvp", "DOMAIN", "User1", id)
+	ws, resp, body := pxDialWS(t, a, "/sessionvp/app/x", "Cookie", "X-Qlik-Session-sessionvp="+id)
+	if ws == nil {
+		t.Fatalf("upgrade: %d %s", resp.StatusCode, body)
+	}
+	ws.send(t, "before")
+	ws.read(t)
+	if _, err := b.API.LogoutUser(t.Context(), "sessionvp", "DOMAIN", "User1"); err != nil {
+		t.Fatal(err)
+	}
+	ws.expectNotice(t, "OnSessionLoggedOut")
+}
