@@ -280,6 +280,8 @@ func attackFrontendRows() []attackRow {
 		{name: "reloadUri to another host", raw: getWith("/hub/{mark}?reloadUri=https%3A%2F%2Fevil.example%2F"), want: refused},
 		{name: "reloadUri protocol-relative", raw: getWith("/hub/{mark}?reloadUri=%2F%2Fevil.example%2F"), want: refused},
 		{name: "reloadUri javascript", raw: getWith("/hub/{mark}?reloadUri=javascript%3Aalert(1)"), want: refused},
+		{name: "reloadUri downgraded to plain http", raw: getWith("/hub/{mark}?reloadUri=http%3A%2F%2Flocalhost%2Fhub%2F"), want: refused},
+		{name: "reloadUri on this host is allowed", raw: getWith("/hub/{mark}?reloadUri=https%3A%2F%2Flocalhost%2Fhub%2F"), want: redirect, check: attackToLogin},
 		{name: "reloadUri with userinfo", raw: getWith("/hub/{mark}?reloadUri=https%3A%2F%2Flocalhost%40evil.example%2F"), want: refused},
 		{name: "personal API targetUri to another host", raw: getWith("/qps/user?targetUri=https%3A%2F%2Fevil.example%2F{mark}"), want: served,
 			check: func(t *testing.T, _ *http.Response, body string) {
