@@ -99,6 +99,12 @@ func (p *Proxy) tunnelWebsocket(rq *request, resp *http.Response) error {
 		return fmt.Errorf("take over the client connection: %w", err)
 	}
 	t := &tunnel{prefix: rq.vp.cfg.Prefix, sessionID: rq.session.ID, client: conn, backend: backend, framed: framed}
+	// Registered before the browser learns the upgrade succeeded, so every
+	// end of the session after that reaches this tunnel; an end between
+	// authentication and now is caught by the lookup below.
+	if !p.tunnels.add(t) {
+		t.end(endShutdown)
+	}
 
 	h := rq.w.Header() // the session cookie of a redeemed ticket, additional headers
 	removeHopHeaders(resp.Header)
@@ -110,13 +116,13 @@ func (p *Proxy) tunnelWebsocket(rq *request, resp *http.Response) error {
 	h.Write(brw)
 	brw.WriteString("\r\n")
 	if err := brw.Flush(); err != nil {
+		p.tunnels.remove(t)
 		conn.Close()
 		backend.Close()
 		return nil // the client is gone
 	}
-
-	if !p.tunnels.add(t) {
-		t.end(endShutdown)
+	if _, err := p.store.Get(rq.r.Context(), t.prefix, t.sessionID); errors.Is(err, session.ErrNotFound) {
+		t.end(endClosed)
 	}
 	p.log.Debug("websocket opened", "event", "websocket.opened", "vp", t.prefix, "session", session.Redact(t.sessionID), "framed", framed)
 
