@@ -101,9 +101,12 @@ func (p *Proxy) tunnelWebsocket(rq *request, resp *http.Response) error {
 	t := &tunnel{prefix: rq.vp.cfg.Prefix, sessionID: rq.session.ID, client: conn, backend: backend, framed: framed}
 	// Registered before the browser learns the upgrade succeeded, so every
 	// end of the session after that reaches this tunnel; an end between
-	// authentication and now is caught by the lookup below.
+	// authentication and now is caught by the lookup right after.
 	if !p.tunnels.add(t) {
 		t.end(endShutdown)
+	}
+	if _, err := p.store.Get(rq.r.Context(), t.prefix, t.sessionID); errors.Is(err, session.ErrNotFound) {
+		t.end(endClosed)
 	}
 
 	h := rq.w.Header() // the session cookie of a redeemed ticket, additional headers
@@ -120,9 +123,6 @@ func (p *Proxy) tunnelWebsocket(rq *request, resp *http.Response) error {
 		conn.Close()
 		backend.Close()
 		return nil // the client is gone
-	}
-	if _, err := p.store.Get(rq.r.Context(), t.prefix, t.sessionID); errors.Is(err, session.ErrNotFound) {
-		t.end(endClosed)
 	}
 	p.log.Debug("websocket opened", "event", "websocket.opened", "vp", t.prefix, "session", session.Redact(t.sessionID), "framed", framed)
 
