@@ -99,6 +99,11 @@ func (p *Proxy) tunnelWebsocket(rq *request, resp *http.Response) error {
 		return fmt.Errorf("take over the client connection: %w", err)
 	}
 	t := &tunnel{prefix: rq.vp.cfg.Prefix, sessionID: rq.session.ID, client: conn, backend: backend, framed: framed}
+	// Registered before the browser can see the 101: a logout it sends
+	// right after must find the tunnel to end.
+	if !p.tunnels.add(t) {
+		t.end(endShutdown)
+	}
 
 	h := rq.w.Header() // the session cookie of a redeemed ticket, additional headers
 	removeHopHeaders(resp.Header)
@@ -110,13 +115,10 @@ func (p *Proxy) tunnelWebsocket(rq *request, resp *http.Response) error {
 	h.Write(brw)
 	brw.WriteString("\r\n")
 	if err := brw.Flush(); err != nil {
+		p.tunnels.remove(t)
 		conn.Close()
 		backend.Close()
 		return nil // the client is gone
-	}
-
-	if !p.tunnels.add(t) {
-		t.end(endShutdown)
 	}
 	p.log.Debug("websocket opened", "event", "websocket.opened", "vp", t.prefix, "session", session.Redact(t.sessionID), "framed", framed)
 
