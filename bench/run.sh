@@ -63,7 +63,8 @@ virtual_proxies:
   - prefix: bench
     backends: ["http://127.0.0.1:$BP"]
 YAML
-taskset -c 0 "$tmp/openqps" serve --config "$tmp/openqps.yaml" ${CPUPROFILE:+--cpuprofile "$CPUPROFILE"} 2>"$tmp/openqps.log" &
+# stdout carries the audit log (a line per API call): to a file, as in production.
+taskset -c 0 "$tmp/openqps" serve --config "$tmp/openqps.yaml" ${CPUPROFILE:+--cpuprofile "$CPUPROFILE"} >"$tmp/openqps.out" 2>"$tmp/openqps.log" &
 OQ=$!; pids+=($OQ)
 waitport $BP; waitport $AP; waitport $FP
 SID=benchsession0123456789abcdef0123
@@ -202,7 +203,7 @@ virtual_proxies:
   - prefix: bench
     backends: ["http://127.0.0.1:$BP"]
 YAML
-  start_embedded() { taskset -c 0 "$tmp/openqps" serve --config "$tmp/embedded.yaml" 2>>"$tmp/embedded.log" & EQ=$!; pids+=($EQ); }
+  start_embedded() { taskset -c 0 "$tmp/openqps" serve --config "$tmp/embedded.yaml" >>"$tmp/embedded.out" 2>>"$tmp/embedded.log" & EQ=$!; pids+=($EQ); }
   served() { [ "$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: X-Qlik-Session-bench=$SID" "https://127.0.0.1:$EP/bench/hub/")" = 200 ]; }
   start_embedded
   waitport $EAP
