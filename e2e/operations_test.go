@@ -148,6 +148,8 @@ func TestAuditLogAndMetricsOfALoginDay(t *testing.T) {
 		`openqps_frontend_request_duration_seconds_count{vp=""} 3`,
 		`openqps_api_requests_total{code="2xx"} 6`,
 		`openqps_api_requests_total{code="4xx"} 1`,
+		`openqps_upstream_responses_total{vp="",code="2xx"} 1`,
+		`openqps_upstream_response_duration_seconds_count{vp=""} 1`,
 	} {
 		if !strings.Contains(metricsText, want+"\n") {
 			t.Errorf("metrics lack %q:\n%s", want, metricsText)

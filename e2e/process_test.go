@@ -135,6 +135,15 @@ func (p *pxProcess) signal(t *testing.T, sig syscall.Signal) {
 // logCount counts the log lines containing s.
 func (p *pxProcess) logCount(s string) int { return strings.Count(p.log.String(), s) }
 
+func pxRequest(t *testing.T, method, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
 func pxVP(prefix, backend, timeout string) string {
 	return "  - prefix: " + prefix + "\n    session_inactivity_timeout: " + timeout + "\n    backends: [\"" + backend + "\"]\n"
 }
@@ -192,12 +201,19 @@ func TestProcessReloadKeepsSessionsAndWebsockets(t *testing.T) {
 	if !strings.Contains(p.log.String(), "backends[0]") {
 		t.Error("the rejection does not name the bad key")
 	}
-	// A change only a restart can make is rejected too.
+	// A change only a restart can make is rejected too, here through the
+	// trusted API's reload call, which answers with the reason.
 	p.writeConfig(t, strings.Replace(p.configYAML(pxVP("sessionvp", echo.URL, "45m")), p.front, pxFreeAddr(t), 1))
-	p.signal(t, syscall.SIGHUP)
-	pxUntil(t, "the listener change is rejected", func() bool { return p.logCount("reload rejected") == 2 })
-	if !strings.Contains(p.log.String(), "frontend.listen changed") {
-		t.Error("the rejection does not name frontend.listen")
+	out, err = exec.Command(bin, "reload", "--api", "https://"+p.api, "--certs", filepath.Join(p.dir, "certs")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "frontend.listen changed") {
+		t.Errorf("openqps reload --api with a changed listener: %v %s", err, out)
+	}
+	resp, body = do(t, o.apiClient(o.Certs.Client), pxRequest(t, http.MethodPost, "https://"+p.api+"/openqps/reload"))
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "xrfkey") {
+		t.Errorf("reload call without an Xrfkey: %d %s", resp.StatusCode, body)
+	}
+	if n := p.logCount("reload rejected"); n != 2 {
+		t.Errorf("%d rejections logged, want 2", n)
 	}
 	if resp, _ := get(t, o.browser(t), o.frontURL("/newvp/hub/"), "Cookie", "X-Qlik-Session-newvp="+newID); resp.StatusCode != 200 {
 		t.Errorf("after rejected reloads the running configuration changed: %d", resp.StatusCode)
@@ -216,6 +232,18 @@ func TestProcessReloadKeepsSessionsAndWebsockets(t *testing.T) {
 		t.Error("a removed virtual proxy still serves")
 	}
 	echoes("after the second reload")
+
+	// And back, through the trusted API: the answer says it is done.
+	p.writeConfig(t, p.configYAML(pxVP("sessionvp", echo.URL, "45m")+pxVP("newvp", plain.URL, "10m")))
+	out, err = exec.Command(bin, "reload", "--api", "https://"+p.api, "--certs", filepath.Join(p.dir, "certs")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"virtual_proxies":2`) {
+		t.Fatalf("openqps reload --api: %v %s", err, out)
+	}
+	// The store kept newvp's session while the virtual proxy was gone.
+	if resp, body := get(t, o.browser(t), o.frontURL("/newvp/hub/"), "Cookie", "X-Qlik-Session-newvp="+newID); resp.StatusCode != 200 {
+		t.Errorf("virtual proxy added back through the API reload: %d %s", resp.StatusCode, body)
+	}
+	echoes("after the API reload")
 }
 
 // TestProcessSIGTERMDrainsInFlightRequests: on SIGTERM a slow request in

@@ -139,12 +139,21 @@ func TestStoresRedisNodesShareSessionsAndTickets(t *testing.T) {
 
 func TestStoresRedisOutageIs503AndRecovers(t *testing.T) {
 	srv := redistest.Start(t)
-	o := start(t, storesRedisAt(srv.Addr))
+	o := start(t, func(c *config.Config) {
+		storesRedisAt(srv.Addr)(c)
+		c.Metrics.Listen = "127.0.0.1:0"
+	})
 	id := randomHex(16)
 	o.addSession(t, "sessionvp", "DOMAIN", "User1", id)
 	storesWantUser(t, o, id, "/sessionvp/hub/", "User1")
+	if status, body := storesReadyz(t, o); status != http.StatusOK {
+		t.Fatalf("/readyz with redis up: %d %q", status, body)
+	}
 
 	srv.Stop()
+	if status, body := storesReadyz(t, o); status != http.StatusServiceUnavailable || !strings.Contains(body, "session store unavailable") {
+		t.Fatalf("/readyz with redis down: %d %q, want 503 naming the session store", status, body)
+	}
 	b := o.browser(t)
 	o.setCookie(t, b, "X-Qlik-Session-sessionvp", id)
 	resp, body := get(t, b, o.frontURL("/sessionvp/hub/"))
@@ -174,4 +183,39 @@ func TestStoresRedisOutageIs503AndRecovers(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	storesWantUser(t, o, fresh, "/sessionvp/hub/", "User3")
+	if status, body := storesReadyz(t, o); status != http.StatusOK {
+		t.Fatalf("/readyz after redis came back: %d %q", status, body)
+	}
+}
+
+// storesReadyz asks the operations listener whether openqps is ready.
+func storesReadyz(t *testing.T, o *openqps) (int, string) {
+	t.Helper()
+	resp, body := get(t, &http.Client{Timeout: 10 * time.Second}, "http://"+o.MetricsAddr+"/readyz")
+	return resp.StatusCode, body
+}
+
+// TestStoresRedisWebsocketClosesWhenDeletedOnTheOtherNode: the session
+// ends through node B's API; its websocket on node A gets QPS's notice
+// and closes (Redis Pub/Sub carries the event from B to A).
+func TestStoresRedisWebsocketClosesWhenDeletedOnTheOtherNode(t *testing.T) {
+	srv := redistest.Start(t)
+	echo := pxNewEchoServer(t)
+	node := func(c *config.Config) {
+		storesRedisAt(srv.Addr)(c)
+		pxWebsocketVP(echo)(c)
+	}
+	a, b := start(t, node), start(t, node)
+	id := randomHex(16)
+	a.addSession(t, "sessionvp", "DOMAIN", "User1", id)
+	ws, resp, body := pxDialWS(t, a, "/sessionvp/app/x", "Cookie", "X-Qlik-Session-sessionvp="+id)
+	if ws == nil {
+		t.Fatalf("upgrade: %d %s", resp.StatusCode, body)
+	}
+	ws.send(t, "before")
+	ws.read(t)
+	if _, err := b.API.LogoutUser(t.Context(), "sessionvp", "DOMAIN", "User1"); err != nil {
+		t.Fatal(err)
+	}
+	ws.expectNotice(t, "OnSessionLoggedOut")
 }

@@ -1,31 +1,47 @@
 package main
 
 import (
+	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/pki"
+	"github.com/openqps/openqps/internal/qpsapi"
+	"github.com/openqps/openqps/internal/server"
+	"github.com/openqps/openqps/internal/session"
 )
 
 func reloadCommand() *cobra.Command {
-	var configFile, dataDir, pidFile string
+	var configFile, dataDir, pidFile, api, certs string
 	cmd := &cobra.Command{
 		Use:   "reload",
-		Short: "Make a running openqps read its configuration file again (sends SIGHUP to the process in the pid file)",
-		Long: `reload checks the configuration file first, when --config is given, and refuses
-to signal when it is invalid. The running openqps then applies it to new
-requests, keeping sessions and open websockets; if it still rejects the
-file (e.g. a listen address changed, which needs a restart), its log says why
-and the old configuration keeps running.`,
+		Short: "Make a running openqps read its configuration file again",
+		Long: `reload makes a running openqps read its configuration file again and apply it
+to new requests, keeping sessions and open websockets. An invalid file, or one
+that changes what needs a restart (e.g. a listen address), is rejected and the
+old configuration keeps running.
+
+With --api, reload calls the trusted API (POST /openqps/reload, with the client
+certificate in --certs) and prints the result. Otherwise it sends SIGHUP to the
+process in the pid file, after checking the file when --config is given, and
+openqps's log reports the result.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if api != "" {
+				return reloadThroughAPI(cmd, api, certs)
+			}
 			if configFile != "" {
 				cfg, err := config.Load(configFile)
 				if err != nil {
@@ -58,7 +74,44 @@ and the old configuration keeps running.`,
 	cmd.Flags().StringVar(&configFile, "config", "", "the configuration file, to check before signalling (and to find data_dir)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory holding openqps.pid")
 	cmd.Flags().StringVar(&pidFile, "pid-file", "", "pid file of the running openqps (default <data_dir>/openqps.pid)")
+	cmd.Flags().StringVar(&api, "api", "", "base URL of the trusted API, e.g. https://localhost:4243: reload through it instead of a signal")
+	cmd.Flags().StringVar(&certs, "certs", filepath.Join(config.DefaultDataDir, "certs"), "with --api: directory with client.pem, client_key.pem and root.pem")
 	return cmd
+}
+
+// reloadThroughAPI calls POST /openqps/reload on the trusted API and
+// reports its answer.
+func reloadThroughAPI(cmd *cobra.Command, api, certs string) error {
+	cert, roots, err := pki.LoadClient(certs)
+	if err != nil {
+		return fmt.Errorf("%w (point --certs at the client certificate)", err)
+	}
+	client := &http.Client{
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, MinVersion: tls.VersionTLS12}},
+		Timeout:   30 * time.Second,
+	}
+	defer client.CloseIdleConnections()
+	key := session.NewID()[:16]
+	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, strings.TrimSuffix(api, "/")+server.ReloadPath+"?xrfkey="+key, nil)
+	if err != nil {
+		return fmt.Errorf("--api %q: %w", api, err)
+	}
+	req.Header.Set(qpsapi.XrfkeyHeader, key)
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		var f struct{ Error, Detail string }
+		if json.Unmarshal(body, &f) == nil && f.Error != "" {
+			return fmt.Errorf("%s: %s", f.Error, f.Detail)
+		}
+		return fmt.Errorf("reload: %s %s", resp.Status, body)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "reloaded: %s\n", body)
+	return nil
 }
 
 func readPID(path string) (int, error) {

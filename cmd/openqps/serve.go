@@ -44,7 +44,7 @@ func serveCommand() *cobra.Command {
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			srv, err := server.Start(ctx, server.Options{Config: cfg, Log: log})
+			srv, err := server.Start(ctx, server.Options{Config: cfg, Log: log, ConfigFile: configFile, DataDir: dataDir})
 			if err != nil {
 				return err
 			}
@@ -64,7 +64,9 @@ func serveCommand() *cobra.Command {
 				case err = <-srv.Err():
 					break serving
 				case <-hup:
-					reloadFromFile(srv, configFile, dataDir, log)
+					if err := srv.ReloadFile(); err != nil {
+						log.Error("reload rejected; the running configuration stays", "event", "config.reload_rejected", "file", configFile, "err", err)
+					}
 				}
 			}
 			timeout := srv.CurrentConfig().Frontend.ShutdownTimeout
@@ -83,26 +85,6 @@ func serveCommand() *cobra.Command {
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown (for go tool pprof)")
 	cmd.Flags().MarkHidden("cpuprofile")
 	return cmd
-}
-
-// reloadFromFile reads the configuration file again and applies it (on
-// SIGHUP). An invalid file, or one that changes what only a restart can,
-// is logged with the reason and the running configuration stays.
-func reloadFromFile(srv *server.Server, configFile, dataDir string, log *slog.Logger) {
-	if configFile == "" {
-		log.Warn("reload ignored: the demo runs without a configuration file", "event", "config.reload_rejected")
-		return
-	}
-	cfg, err := config.Load(configFile)
-	if err == nil {
-		if dataDir != "" {
-			cfg.DataDir = dataDir
-		}
-		err = srv.Reload(cfg)
-	}
-	if err != nil {
-		log.Error("reload rejected; the running configuration stays", "event", "config.reload_rejected", "file", configFile, "err", err)
-	}
 }
 
 // startCPUProfile profiles the process until the returned function runs.

@@ -50,11 +50,17 @@ func (r *Requests) Observe(status int, d time.Duration) {
 	r.sumNanos.Add(uint64(d))
 }
 
+// vpRequests are the counters of one virtual proxy: its answers to
+// browsers, and its back ends' answers to openqps.
+type vpRequests struct {
+	front, upstream Requests
+}
+
 // Registry holds all of openqps's metrics. It is safe for concurrent
 // use.
 type Registry struct {
-	frontend atomic.Pointer[map[string]*Requests] // by virtual proxy prefix
-	api      Requests
+	vps atomic.Pointer[map[string]*vpRequests] // by virtual proxy prefix
+	api Requests
 
 	websockets      atomic.Int64
 	websocketsTotal atomic.Uint64
@@ -77,38 +83,48 @@ func New(prefixes []string) *Registry {
 // (after a configuration reload). Counters of prefixes that stay are
 // kept.
 func (r *Registry) SetVirtualProxies(prefixes []string) {
-	m := map[string]*Requests{"": {}}
-	if old := r.frontend.Load(); old != nil {
+	m := map[string]*vpRequests{"": {}}
+	if old := r.vps.Load(); old != nil {
 		for k, v := range *old {
 			m[k] = v
 		}
 	}
 	for _, p := range prefixes {
 		if m[p] == nil {
-			m[p] = &Requests{}
+			m[p] = &vpRequests{}
 		}
 	}
-	r.frontend.Store(&m)
+	r.vps.Store(&m)
 }
 
 // Frontend returns the counters of the virtual proxy a front-end path
 // belongs to: the one named by its first segment, else the default one,
 // as the front end routes it.
 func (r *Registry) Frontend(path string) *Requests {
-	m := *r.frontend.Load()
+	m := *r.vps.Load()
 	first := strings.TrimPrefix(path, "/")
 	if i := strings.IndexByte(first, '/'); i >= 0 {
 		first = first[:i]
 	}
 	if first != "" {
 		if c := m[first]; c != nil {
-			return c
+			return &c.front
 		}
 		if c := m[strings.ToLower(first)]; c != nil {
-			return c
+			return &c.front
 		}
 	}
-	return m[""]
+	return &m[""].front
+}
+
+// Upstream returns the counters of the back ends of the virtual proxy
+// prefix: their status and the time to their response head.
+func (r *Registry) Upstream(prefix string) *Requests {
+	m := *r.vps.Load()
+	if c := m[prefix]; c != nil {
+		return &c.upstream
+	}
+	return &m[""].upstream
 }
 
 // API returns the counters of the trusted API.
@@ -141,7 +157,7 @@ func (r *Registry) EventCount(name string) uint64 {
 // WriteText writes every metric in Prometheus's text exposition format.
 func (r *Registry) WriteText(ctx context.Context, out io.Writer) error {
 	w := bufio.NewWriter(out)
-	m := *r.frontend.Load()
+	m := *r.vps.Load()
 	prefixes := make([]string, 0, len(m))
 	for p := range m {
 		prefixes = append(prefixes, p)
@@ -150,11 +166,19 @@ func (r *Registry) WriteText(ctx context.Context, out io.Writer) error {
 
 	family(w, "openqps_frontend_requests_total", "counter", "Front-end requests answered, by virtual proxy and status class.")
 	for _, p := range prefixes {
-		writeCodes(w, "openqps_frontend_requests_total", `vp="`+escape(p)+`"`, m[p])
+		writeCodes(w, "openqps_frontend_requests_total", `vp="`+escape(p)+`"`, &m[p].front)
 	}
 	family(w, "openqps_frontend_request_duration_seconds", "histogram", "Time to answer a front-end request (websockets excluded), by virtual proxy.")
 	for _, p := range prefixes {
-		writeHistogram(w, "openqps_frontend_request_duration_seconds", `vp="`+escape(p)+`"`, m[p])
+		writeHistogram(w, "openqps_frontend_request_duration_seconds", `vp="`+escape(p)+`"`, &m[p].front)
+	}
+	family(w, "openqps_upstream_responses_total", "counter", "Back-end answers, by virtual proxy and status class.")
+	for _, p := range prefixes {
+		writeCodes(w, "openqps_upstream_responses_total", `vp="`+escape(p)+`"`, &m[p].upstream)
+	}
+	family(w, "openqps_upstream_response_duration_seconds", "histogram", "Time from sending a request to a back end to its response head, by virtual proxy.")
+	for _, p := range prefixes {
+		writeHistogram(w, "openqps_upstream_response_duration_seconds", `vp="`+escape(p)+`"`, &m[p].upstream)
 	}
 	family(w, "openqps_api_requests_total", "counter", "Trusted API requests answered, by status class.")
 	writeCodes(w, "openqps_api_requests_total", "", &r.api)

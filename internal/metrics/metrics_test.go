@@ -14,6 +14,7 @@ func TestRequestsAreCountedByVirtualProxyStatusAndLatency(t *testing.T) {
 	r.Frontend("/unknown/x").Observe(302, time.Microsecond) // the default VP serves unknown prefixes
 	r.Frontend("/").Observe(999, time.Millisecond)
 	r.API().Observe(201, time.Millisecond)
+	r.Upstream("hr").Observe(503, time.Millisecond)
 	r.Event("ticket.issued")
 	r.Event("ticket.issued")
 	r.WebsocketOpened()
@@ -36,6 +37,7 @@ func TestRequestsAreCountedByVirtualProxyStatusAndLatency(t *testing.T) {
 		`openqps_frontend_request_duration_seconds_sum{vp="sales"} 20.003`,
 		`openqps_frontend_request_duration_seconds_count{vp="sales"} 2`,
 		`openqps_api_requests_total{code="2xx"} 1`,
+		`openqps_upstream_responses_total{vp="hr",code="5xx"} 1`,
 		`openqps_api_request_duration_seconds_count 1`,
 		`openqps_events_total{event="ticket.issued"} 2`,
 		`openqps_websockets_active 1`,

@@ -9,6 +9,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // hopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1: they describe
@@ -52,7 +53,11 @@ func (p *Proxy) forwardHTTP(rq *request, backend *url.URL) error {
 		out.Header["Upgrade"] = []string{"websocket"}
 	}
 
+	start := time.Now()
 	resp, err := rq.vp.upstream.RoundTrip(out)
+	if m := p.opts.Metrics; m != nil && err == nil {
+		m.Upstream(rq.vp.cfg.Prefix).Observe(resp.StatusCode, time.Since(start))
+	}
 	if err != nil {
 		if body != nil && body.err != nil {
 			return body.err // the client's fault, not the back end's

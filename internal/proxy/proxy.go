@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/metrics"
 	"github.com/openqps/openqps/internal/session"
 )
 
@@ -43,6 +44,8 @@ type Options struct {
 	// ActivityInterval is how often websocket traffic is recorded as
 	// session activity; 0 is 10 seconds.
 	ActivityInterval time.Duration
+	// Metrics, when set, counts the back ends' answers and latency.
+	Metrics *metrics.Registry
 }
 
 // Proxy is the front-end handler. It is safe for concurrent use;

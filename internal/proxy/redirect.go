@@ -21,16 +21,21 @@ func (p *Proxy) loginTarget(rq *request) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("reloadUri is not URL-encoded")
 	}
-	if strings.HasPrefix(reload, "/") && !strings.HasPrefix(reload, "//") && !strings.ContainsAny(reload, "\\\r\n\t") {
+	if strings.IndexFunc(reload, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) >= 0 {
+		// Control characters would end up in a Location header;
+		// browsers read a backslash as a slash ("/\\evil.example").
+		return "", fmt.Errorf("reloadUri contains a control character or a backslash")
+	}
+	if strings.HasPrefix(reload, "/") && !strings.HasPrefix(reload, "//") {
 		base := rq.scheme + "://" + rq.r.Host
 		if pub := rq.routes.cfg.Frontend.PublicURL; pub != "" {
 			base = strings.TrimSuffix(pub, "/")
 		}
-		return base + reload, nil
+		reload = base + reload
 	}
 	u, err := url.Parse(reload)
 	switch {
-	case err != nil, u.Scheme != "https" && u.Scheme != "http", u.Host == "", u.User != nil, strings.ContainsAny(reload, "\\\r\n\t"):
+	case err != nil, u.Scheme != "https" && u.Scheme != "http", u.Host == "", u.User != nil:
 		return "", fmt.Errorf("reloadUri must be a path on this proxy or an http(s) URL of one of its hosts; %q is neither", reload)
 	case !rq.routes.hostAllowed(u.Host, rq.vp):
 		return "", fmt.Errorf("reloadUri host %q is not a name of this proxy; add it to the virtual proxy's websocket_origin_allow_list", hostOnly(u.Host))

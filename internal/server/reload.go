@@ -1,13 +1,85 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/qpsapi"
 )
+
+// ReloadFile reads the configuration file the server was started with
+// (Options.ConfigFile) again and applies it with Reload. SIGHUP and the
+// trusted API's reload call come here.
+func (s *Server) ReloadFile() error {
+	if s.configFile == "" {
+		return errors.New("openqps was started without a configuration file (the demo); there is nothing to reload")
+	}
+	cfg, err := config.Load(s.configFile)
+	if err != nil {
+		return fmt.Errorf("%w (nothing was reloaded)", err)
+	}
+	if s.dataDir != "" {
+		cfg.DataDir = s.dataDir
+	}
+	return s.Reload(cfg)
+}
+
+// ReloadPath is the trusted API's reload call: POST it with an Xrfkey, as
+// every trusted call. It lies outside /qps/ so that it can never be taken
+// for a virtual proxy prefix.
+const ReloadPath = "/openqps/reload"
+
+// reloadCall serves ReloadPath on the trusted API listener (which has
+// already verified the caller's client certificate) and hands every
+// other path to next.
+type reloadCall struct {
+	s    *Server
+	next http.Handler
+}
+
+func (h reloadCall) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != ReloadPath {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	answer := func(status int, v any) {
+		body, _ := json.Marshal(v)
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(status)
+		w.Write(body)
+	}
+	type failure struct {
+		Error  string `json:"error"`
+		Detail string `json:"detail"`
+	}
+	switch {
+	case r.TLS == nil || len(r.TLS.VerifiedChains) == 0:
+		answer(http.StatusForbidden, failure{"client certificate required", "call the trusted API with a client certificate issued by openqps's CA"})
+		return
+	case r.Method != http.MethodPost:
+		w.Header().Set("Allow", "POST")
+		answer(http.StatusMethodNotAllowed, failure{"method not allowed", "POST " + ReloadPath})
+		return
+	}
+	if err := qpsapi.CheckXrfkey(r); err != nil {
+		answer(http.StatusForbidden, failure{"xrfkey", err.Error()})
+		return
+	}
+	if err := h.s.ReloadFile(); err != nil {
+		h.s.log.Error("reload rejected; the running configuration stays", "event", "config.reload_rejected",
+			"caller", r.TLS.VerifiedChains[0][0].Subject.String(), "err", err)
+		answer(http.StatusConflict, failure{"reload rejected", err.Error()})
+		return
+	}
+	answer(http.StatusOK, map[string]any{"reloaded": true, "virtual_proxies": len(h.s.CurrentConfig().VirtualProxies)})
+}
 
 // Reload applies a new configuration to the running server: requests that
 // start afterwards see it; requests in flight finish under the old one.

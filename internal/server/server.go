@@ -46,6 +46,11 @@ type Options struct {
 	// ActivityInterval is how often websocket traffic is recorded as
 	// session activity; 0 is the front end's default.
 	ActivityInterval time.Duration
+	// ConfigFile is the file Config was read from, read again by
+	// ReloadFile; empty for the demo. DataDir, when set, overrides the
+	// file's data_dir (serve --data-dir), on reloads too.
+	ConfigFile string
+	DataDir    string
 }
 
 // Server is a running openqps.
@@ -77,6 +82,8 @@ type Server struct {
 	servers    []*http.Server
 	ownStore   bool
 	reloadMu   sync.Mutex
+	configFile string
+	dataDir    string
 	cfg        atomic.Pointer[config.Config] // set by Reload
 	wg         sync.WaitGroup
 	errs       chan error
@@ -94,7 +101,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{Config: cfg, log: log, errs: make(chan error, 8)}
+	s := &Server{Config: cfg, log: log, errs: make(chan error, 8), configFile: opts.ConfigFile, dataDir: opts.DataDir}
 	defer func() {
 		if err != nil {
 			s.Shutdown(context.Background())
@@ -157,7 +164,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 
 	s.API = qpsapi.New(cfg, s.Store, log, opts.Now)
-	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: local, Hosts: certNames(s.Certs), ActivityInterval: opts.ActivityInterval})
+	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: local, Hosts: certNames(s.Certs), ActivityInterval: opts.ActivityInterval, Metrics: s.Metrics})
 	if err != nil {
 		closeListeners()
 		return nil, err
@@ -168,7 +175,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 	apiTLS := s.Certs.APITLS()
-	apiHandler := &guard{next: s.API, log: log, listener: "trusted API", bodyTimeout: cfg.Timeouts.RequestBody,
+	apiHandler := &guard{next: reloadCall{s: s, next: s.API}, log: log, listener: "trusted API", bodyTimeout: cfg.Timeouts.RequestBody,
 		metrics: s.Metrics, audit: s.auditOnly}
 	s.serve(&http.Server{Handler: apiHandler, TLSConfig: apiTLS}, tls.NewListener(apiLn, apiTLS), "trusted API")
 	feTLS := s.Certs.ServerTLS()

@@ -84,3 +84,10 @@ type Event struct {
 	UserDirectory string
 	UserID        string
 }
+
+// Pinger is implemented by stores that depend on a service that can be
+// down (Redis). Health and readiness checks call Ping; it returns an
+// error wrapping ErrUnavailable when the service does not answer.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}

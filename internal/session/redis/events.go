@@ -116,10 +116,8 @@ func (s *Store) sweepMember(ctx context.Context, prefix, member string) {
 	}
 	s.release(ctx)
 	b := s.client.B()
-	s.client.DoMulti(ctx,
-		b.Zrem().Key(s.keys.user(session.UserKey(prefix, sess.UserDirectory, sess.UserID))).Member(sess.ID).Build(),
-		b.Publish().Channel(s.keys.events()).Message(encodeEvent(session.Expired, sess)).Build(),
-	)
+	s.client.Do(ctx, b.Zrem().Key(s.keys.user(session.UserKey(prefix, sess.UserDirectory, sess.UserID))).Member(sess.ID).Build())
+	s.client.Do(ctx, b.Publish().Channel(s.keys.events()).Message(encodeEvent(session.Expired, sess)).Build())
 }
 
 // watchBuffer is the capacity of each Watch channel; a watcher that

@@ -378,11 +378,14 @@ func (s *Store) remove(ctx context.Context, prefix, id string, kind session.Even
 	for _, r := range s.client.DoMulti(ctx,
 		b.Zrem().Key(s.keys.user(session.UserKey(prefix, sess.UserDirectory, sess.UserID))).Member(id).Build(),
 		b.Zrem().Key(s.keys.vp(prefix)).Member(vpMember(sess)).Build(),
-		b.Publish().Channel(s.keys.events()).Message(encodeEvent(kind, sess)).Build(),
 	) {
 		if err := r.Error(); err != nil {
 			return session.Session{}, s.unavailable("unindex session", err)
 		}
+	}
+	// PUBLISH has no key: a cluster client sends it on its own.
+	if err := s.client.Do(ctx, b.Publish().Channel(s.keys.events()).Message(encodeEvent(kind, sess)).Build()).Error(); err != nil {
+		return session.Session{}, s.unavailable("announce session end", err)
 	}
 	return sess, nil
 }
@@ -597,3 +600,5 @@ func sortSessions(ss []session.Session) {
 		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
 	})
 }
+
+var _ session.Pinger = (*Store)(nil)

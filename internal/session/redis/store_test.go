@@ -258,3 +258,38 @@ func TestMaxSessionsIsSharedByTheNodes(t *testing.T) {
 		t.Fatalf("Add after a delete made room: %v", err)
 	}
 }
+
+func TestConformanceCluster(t *testing.T) {
+	addrs := redistest.StartCluster(t)
+	storetest.Run(t, func(t *testing.T, clock func() time.Time) session.Store {
+		s, err := redis.Open(redis.Options{Addresses: addrs, KeyPrefix: "openqps-test:", Now: clock, SweepInterval: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}, storetest.Options{RealTimeExpiry: true})
+}
+
+func TestSentinel(t *testing.T) {
+	ctx := t.Context()
+	sentinel := redistest.StartSentinel(t, "openqps-master")
+	s, err := redis.Open(redis.Options{Addresses: []string{sentinel}, SentinelMaster: "openqps-master", KeyPrefix: "openqps-test:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sess := testSession("User1", time.Hour)
+	if err := s.Add(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, sess.Prefix, sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(ctx, sess.Prefix, sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, sess.Prefix, sess.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Get after Delete through sentinel: %v", err)
+	}
+}
