@@ -128,6 +128,7 @@ func attackFrontendRows() []attackRow {
 	// the hidden request arrives as the next request of the same
 	// client, without a session: it is sent to log in.
 	reframed := []int{http.StatusOK, http.StatusBadRequest}
+	forbidden := []int{http.StatusForbidden}
 	getWith := func(path string, headers ...string) string {
 		return "GET " + path + " HTTP/1.1\r\nHost: {host}\r\n" + strings.Join(headers, "") + closing
 	}
@@ -232,6 +233,14 @@ func attackFrontendRows() []attackRow {
 		{name: "bare CR in a header value", raw: getWith("/hub/{mark}", "Cookie: {cookie}\r\n", "X-Note: a\rX-Qlik-User: b\r\n"), want: refused},
 		{name: "headers larger than the limit", raw: getWith("/hub/{mark}", "Cookie: {cookie}\r\n", "X-Big: "+strings.Repeat("a", 20<<10)+"\r\n"), want: []int{http.StatusRequestHeaderFieldsTooLarge}},
 
+		// Cross-site websocket hijacking: a page elsewhere opens a
+		// websocket with the user's cookie.
+		{name: "websocket from a foreign origin", raw: getWith("/app/{mark}", "Cookie: {cookie}\r\n", "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "Origin: https://evil.example\r\n"), want: forbidden},
+		{name: "websocket from a look-alike origin", raw: getWith("/app/{mark}", "Cookie: {cookie}\r\n", "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "Origin: https://localhost.evil.example\r\n"), want: forbidden},
+		{name: "websocket from an origin with userinfo", raw: getWith("/app/{mark}", "Cookie: {cookie}\r\n", "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "Origin: https://localhost@evil.example\r\n"), want: forbidden},
+		{name: "websocket from the null origin", raw: getWith("/app/{mark}", "Cookie: {cookie}\r\n", "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "Origin: null\r\n"), want: forbidden},
+		{name: "websocket from another scheme", raw: getWith("/app/{mark}", "Cookie: {cookie}\r\n", "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "Origin: http://evil.example:443\r\n"), want: forbidden},
+
 		// Cookies.
 		{name: "cookie of another virtual proxy", raw: getWith("/hub/{mark}", "Cookie: X-Qlik-Session={svid}\r\n"), setup: attackSessionVar("sessionvp", "{svid}"), want: redirect},
 		{name: "cookie name of one VP, session of another", raw: getWith("/sessionvp/hub/{mark}", "Cookie: X-Qlik-Session-sessionvp={defid}\r\n"), setup: attackSessionVar("", "{defid}"), want: redirect},
@@ -271,6 +280,8 @@ func attackFrontendRows() []attackRow {
 		{name: "reloadUri to another host", raw: getWith("/hub/{mark}?reloadUri=https%3A%2F%2Fevil.example%2F"), want: refused},
 		{name: "reloadUri protocol-relative", raw: getWith("/hub/{mark}?reloadUri=%2F%2Fevil.example%2F"), want: refused},
 		{name: "reloadUri javascript", raw: getWith("/hub/{mark}?reloadUri=javascript%3Aalert(1)"), want: refused},
+		{name: "reloadUri downgraded to plain http", raw: getWith("/hub/{mark}?reloadUri=http%3A%2F%2Flocalhost%2Fhub%2F"), want: refused},
+		{name: "reloadUri on this host is allowed", raw: getWith("/hub/{mark}?reloadUri=https%3A%2F%2Flocalhost%2Fhub%2F"), want: redirect, check: attackToLogin},
 		{name: "reloadUri with userinfo", raw: getWith("/hub/{mark}?reloadUri=https%3A%2F%2Flocalhost%40evil.example%2F"), want: refused},
 		{name: "personal API targetUri to another host", raw: getWith("/qps/user?targetUri=https%3A%2F%2Fevil.example%2F{mark}"), want: served,
 			check: func(t *testing.T, _ *http.Response, body string) {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"net/http"
 	"net/http/cookiejar"
 	"strings"
@@ -140,4 +141,23 @@ func pxCookie(t *testing.T, resp *http.Response, name string) *http.Cookie {
 	}
 	t.Fatalf("no cookie %s in %q", name, resp.Header.Values("Set-Cookie"))
 	return nil
+}
+
+// TestBrowsersGetHTTP2: the HTTPS front end speaks HTTP/2 to clients
+// that offer it, and proxies their requests like any other.
+func TestBrowsersGetHTTP2(t *testing.T) {
+	o := start(t, nil)
+	id := randomHex(16)
+	o.addSession(t, "sessionvp", "DOMAIN", "User1", id)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: o.Certs.CAPool}, ForceAttemptHTTP2: true}, Timeout: 10 * time.Second}
+	t.Cleanup(c.CloseIdleConnections)
+	for i := 0; i < 3; i++ {
+		resp, body := get(t, c, o.frontURL("/sessionvp/hub/"), "Cookie", "X-Qlik-Session-sessionvp="+id)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, o.Backend.Token) || resp.ProtoMajor != 2 {
+			t.Fatalf("request %d: %s %d %q, want HTTP/2 200 from the back end", i, resp.Proto, resp.StatusCode, body)
+		}
+	}
+	if got := o.Backend.last(t).Header.Get("X-Qlik-User"); got != "UserDirectory=DOMAIN; UserId=User1" {
+		t.Errorf("X-Qlik-User over HTTP/2: %q", got)
+	}
 }

@@ -175,10 +175,18 @@ func TestProcessReloadKeepsSessionsAndWebsockets(t *testing.T) {
 	}
 	echoes("before")
 
-	// A changed timeout and a new virtual proxy, by SIGHUP.
-	p.writeConfig(t, p.configYAML(pxVP("sessionvp", echo.URL, "45m")+pxVP("newvp", plain.URL, "10m")))
+	// A changed timeout, a new virtual proxy and debug logging, by SIGHUP.
+	debug := strings.Replace(p.configYAML(pxVP("sessionvp", echo.URL, "45m")+pxVP("newvp", plain.URL, "10m")), "level: info", "level: debug", 1)
+	p.writeConfig(t, debug)
 	p.signal(t, syscall.SIGHUP)
 	pxUntil(t, "the reload is applied", func() bool { return p.logCount("configuration reloaded") == 1 })
+	if p.logCount("websocket opened") != 0 {
+		t.Fatal("debug lines logged at level info")
+	}
+	if ws2, _, _ := pxDialWS(t, o, "/sessionvp/app/x", "Cookie", "X-Qlik-Session-sessionvp="+id); ws2 == nil {
+		t.Fatal("second websocket refused")
+	}
+	pxUntil(t, "log.level debug applies", func() bool { return p.logCount("websocket opened") == 1 })
 	newID := randomHex(16)
 	o.addSession(t, "newvp", "DOMAIN", "User2", newID)
 	if resp, body := get(t, o.browser(t), o.frontURL("/newvp/hub/"), "Cookie", "X-Qlik-Session-newvp="+newID); resp.StatusCode != 200 {

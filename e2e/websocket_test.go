@@ -22,6 +22,7 @@ import (
 	"github.com/openqps/openqps/internal/qpsapi"
 	"github.com/openqps/openqps/internal/server"
 	"github.com/openqps/openqps/internal/session"
+	"github.com/openqps/openqps/internal/session/redis/redistest"
 	"github.com/openqps/openqps/internal/session/storetest"
 )
 
@@ -537,4 +538,26 @@ virtual_proxies:
 
 func pxClock(c *storetest.Clock) func(*server.Options) {
 	return func(o *server.Options) { o.Now = c.Now }
+}
+
+// TestWebsocketClosesWhenDeletedOnAnotherRedisNode: the multi-node setup
+// for real: two openqps share a Redis store; a session deleted through
+// one node's API closes its websocket on the other within a second.
+func TestWebsocketClosesWhenDeletedOnAnotherRedisNode(t *testing.T) {
+	srv := redistest.Start(t)
+	echo := pxNewEchoServer(t)
+	both := func(c *config.Config) { storesRedisAt(srv.Addr)(c); pxWebsocketVP(echo)(c) }
+	a, b := start(t, both), start(t, both)
+	id := randomHex(16)
+	a.addSession(t, "sessionvp", "DOMAIN", "User1", id)
+	ws, resp, body := pxDialWS(t, a, "/sessionvp/app/x", "Cookie", "X-Qlik-Session-sessionvp="+id)
+	if ws == nil {
+		t.Fatalf("upgrade: %d %s", resp.StatusCode, body)
+	}
+	ws.send(t, "hello")
+	ws.read(t)
+	if _, err := b.API.LogoutUser(t.Context(), "sessionvp", "DOMAIN", "User1"); err != nil {
+		t.Fatal(err)
+	}
+	ws.expectNotice(t, "OnSessionLoggedOut")
 }

@@ -31,7 +31,7 @@ func serveCommand() *cobra.Command {
 			if dataDir != "" {
 				cfg.DataDir = dataDir
 			}
-			log := newLogger(cfg.Log)
+			log, logLevel := newLogger(cfg.Log)
 			if cpuProfile != "" {
 				stopProfile, err := startCPUProfile(cpuProfile)
 				if err != nil {
@@ -44,7 +44,7 @@ func serveCommand() *cobra.Command {
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			srv, err := server.Start(ctx, server.Options{Config: cfg, Log: log, ConfigFile: configFile, DataDir: dataDir})
+			srv, err := server.Start(ctx, server.Options{Config: cfg, Log: log, LogLevel: logLevel, ConfigFile: configFile, DataDir: dataDir})
 			if err != nil {
 				return err
 			}
@@ -111,12 +111,14 @@ func loadConfig(path string) (*config.Config, error) {
 	return cfg, nil
 }
 
-func newLogger(c config.Log) *slog.Logger {
-	var level slog.Level
+// newLogger returns the process's logger and its level, which a reload
+// may change.
+func newLogger(c config.Log) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
 	level.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), level
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(os.Stderr, opts)), level
 }

@@ -40,7 +40,8 @@ func NewHandler(log slog.Handler, out io.Writer, count func(event string)) *Hand
 // about back ends and the store are operational and go to the process log
 // only.
 func IsAuditEvent(event string) bool {
-	for _, p := range []string{"session.", "ticket.", "auth.", "user.", "api.", "frontend.rejected", "panic"} {
+	for _, p := range []string{"session.", "ticket.", "auth.", "user.", "api.", "frontend.rejected", "panic",
+		"websocket.origin_refused", "websocket.csrf_refused"} {
 		if strings.HasPrefix(event, p) {
 			return true
 		}

@@ -76,5 +76,8 @@ func queryParamFold(rawQuery, name string) (value, rest string, found bool) {
 			kept = append(kept, kv)
 		}
 	}
-	return value, strings.Join(kept, "&"), found
+	if !found {
+		return "", rawQuery, false // only a name that contains it: leave the query as it came
+	}
+	return value, strings.Join(kept, "&"), true
 }

@@ -11,7 +11,8 @@ import (
 // target when the browser is sent to the authentication module). A
 // reloadUri must stay on this proxy: a relative path, or an http(s) URL
 // whose host is a name of this proxy or in the virtual proxy's host allow
-// list. Anything else would make openqps an open redirect.
+// list, and not plain http when the browser came over https. Anything
+// else would make openqps an open redirect or leak the ticket.
 func (p *Proxy) loginTarget(rq *request) (string, error) {
 	raw, _, found := queryParamFold(rq.r.URL.RawQuery, "reloaduri")
 	if !found {
@@ -35,8 +36,12 @@ func (p *Proxy) loginTarget(rq *request) (string, error) {
 	}
 	u, err := url.Parse(reload)
 	switch {
-	case err != nil, u.Scheme != "https" && u.Scheme != "http", u.Host == "", u.User != nil:
+	case err != nil, u.Host == "", u.User != nil, u.Scheme != "https" && u.Scheme != "http":
 		return "", fmt.Errorf("reloadUri must be a path on this proxy or an http(s) URL of one of its hosts; %q is neither", reload)
+	case u.Scheme == "http" && rq.scheme == "https":
+		// The ticket the login module appends would cross the network
+		// in clear text.
+		return "", fmt.Errorf("reloadUri %q is plain http while this request came over https", reload)
 	case !rq.routes.hostAllowed(u.Host, rq.vp):
 		return "", fmt.Errorf("reloadUri host %q is not a name of this proxy; add it to the virtual proxy's websocket_origin_allow_list", hostOnly(u.Host))
 	}

@@ -99,10 +99,14 @@ func (p *Proxy) tunnelWebsocket(rq *request, resp *http.Response) error {
 		return fmt.Errorf("take over the client connection: %w", err)
 	}
 	t := &tunnel{prefix: rq.vp.cfg.Prefix, sessionID: rq.session.ID, client: conn, backend: backend, framed: framed}
-	// Registered before the browser can see the 101: a logout it sends
-	// right after must find the tunnel to end.
+	// Registered before the browser learns the upgrade succeeded, so every
+	// end of the session after that reaches this tunnel; an end between
+	// authentication and now is caught by the lookup right after.
 	if !p.tunnels.add(t) {
 		t.end(endShutdown)
+	}
+	if _, err := p.store.Get(rq.r.Context(), t.prefix, t.sessionID); errors.Is(err, session.ErrNotFound) {
+		t.end(endClosed)
 	}
 
 	h := rq.w.Header() // the session cookie of a redeemed ticket, additional headers

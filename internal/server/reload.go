@@ -87,8 +87,8 @@ func (h reloadCall) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // open unless their virtual proxy was removed.
 //
 // What binds resources at start — listen addresses, certificates, the
-// store, the data directory, the metrics listener, the audit file and the
-// listener timeouts — cannot change without a restart. A new
+// store, the data directory, the metrics listener, the audit file, the
+// listener timeouts and the log format — cannot change without a restart. A new
 // configuration that changes any of them is rejected as a whole, naming
 // them, and the old configuration keeps running; so is one that the front
 // end cannot build. Reload is safe to call concurrently with serving; calls
@@ -107,6 +107,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 		return fmt.Errorf("front end: %w (nothing was reloaded)", err)
 	}
 	s.API.SetConfig(cfg)
+	if s.logLevel != nil {
+		s.logLevel.UnmarshalText([]byte(cfg.Log.Level)) // validated with the config
+	}
 	s.cfg.Store(cfg)
 	s.log.Info("configuration reloaded", "event", "config.reloaded", "virtual_proxies", len(cfg.VirtualProxies))
 	return nil
@@ -138,6 +141,7 @@ func restartOnly(a, b *config.Config) []string {
 		{"metrics", a.Metrics, b.Metrics},
 		{"audit", a.Audit, b.Audit},
 		{"timeouts", a.Timeouts, b.Timeouts},
+		{"log.format", a.Log.Format, b.Log.Format},
 	} {
 		if !reflect.DeepEqual(f.a, f.b) {
 			changed = append(changed, f.key)

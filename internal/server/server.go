@@ -51,6 +51,9 @@ type Options struct {
 	// file's data_dir (serve --data-dir), on reloads too.
 	ConfigFile string
 	DataDir    string
+	// LogLevel, when set, is the level of Log; Reload sets it to the new
+	// configuration's log.level.
+	LogLevel *slog.LevelVar
 }
 
 // Server is a running openqps.
@@ -84,6 +87,7 @@ type Server struct {
 	reloadMu   sync.Mutex
 	configFile string
 	dataDir    string
+	logLevel   *slog.LevelVar
 	cfg        atomic.Pointer[config.Config] // set by Reload
 	wg         sync.WaitGroup
 	errs       chan error
@@ -101,7 +105,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{Config: cfg, log: log, errs: make(chan error, 8), configFile: opts.ConfigFile, dataDir: opts.DataDir}
+	s := &Server{Config: cfg, log: log, errs: make(chan error, 8), configFile: opts.ConfigFile, dataDir: opts.DataDir, logLevel: opts.LogLevel}
 	defer func() {
 		if err != nil {
 			s.Shutdown(context.Background())

@@ -12,3 +12,6 @@ func Update(s *Store, fn func(*bolt.Tx) error) error { return s.db.Update(fn) }
 
 // EncodeSession is the record layout, for tests that write files directly.
 var EncodeSession = encodeSession
+
+// CloseFile closes the database under the store, so that writes fail.
+func CloseFile(s *Store) error { return s.db.Close() }

@@ -364,3 +364,30 @@ func TestMaxSessions(t *testing.T) {
 		t.Fatalf("Add after a Delete made room: %v", err)
 	}
 }
+
+func TestWriteFailureIsUnavailableAndNothingIsKept(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, filepath.Join(t.TempDir(), embedded.FileName), embedded.Options{})
+	kept := testSession(time.Now(), "User1", time.Hour)
+	if err := s.Add(ctx, kept); err != nil {
+		t.Fatal(err)
+	}
+	if err := embedded.CloseFile(s); err != nil {
+		t.Fatal(err)
+	}
+	lost := testSession(time.Now(), "User2", time.Hour)
+	err := s.Add(ctx, lost)
+	if !errors.Is(err, session.ErrUnavailable) || !strings.Contains(err.Error(), embedded.FileName) {
+		t.Fatalf("Add when the file cannot be written: %v, want ErrUnavailable naming the file", err)
+	}
+	if _, err := s.Get(ctx, lost.Prefix, lost.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("session whose add failed: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Delete(ctx, kept.Prefix, kept.ID); !errors.Is(err, session.ErrUnavailable) {
+		t.Fatalf("Delete when the file cannot be written: %v, want ErrUnavailable", err)
+	}
+	tk := session.Ticket{ID: session.NewTicketID(), Expires: time.Now().Add(time.Minute)}
+	if err := s.PutTicket(ctx, tk); !errors.Is(err, session.ErrUnavailable) {
+		t.Fatalf("PutTicket when the file cannot be written: %v, want ErrUnavailable", err)
+	}
+}
