@@ -717,7 +717,9 @@ var expiryTests = []test{
 		// later (18m after creation) and gone 11m after the touch.
 		timeout, beforeTouch, afterTouch := 10*time.Minute, 9*time.Minute, 9*time.Minute
 		if e.realTime() {
-			timeout, beforeTouch, afterTouch = 1500*time.Millisecond, 500*time.Millisecond, 1100*time.Millisecond
+			// Margins of a second and more: a loaded CI machine may stall
+			// the test for hundreds of milliseconds between two steps.
+			timeout, beforeTouch, afterTouch = 3*time.Second, time.Second, 1500*time.Millisecond
 		}
 		s := e.add(e.session("User1", timeout))
 		e.pass(beforeTouch)
@@ -834,10 +836,10 @@ var expiryTests = []test{
 }
 
 // expiryTimeout is a timeout for expiry tests that only need something
-// to expire: 10 minutes of fake time or 1 s of real time.
+// to expire: 10 minutes of fake time or 2 s of real time.
 func (e *env) expiryTimeout() time.Duration {
 	if e.realTime() {
-		return time.Second
+		return 2 * time.Second
 	}
 	return 10 * time.Minute
 }
