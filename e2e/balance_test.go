@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -22,6 +23,7 @@ type pxNode struct {
 	Name    string
 	addr    string
 	health  atomic.Int32
+	delay   atomic.Int64 // nanoseconds before each answer
 	served  atomic.Int64
 	mu      sync.Mutex
 	srv     *http.Server
@@ -39,6 +41,17 @@ func pxNewNode(t *testing.T, name string) *pxNode {
 			return
 		}
 		n.served.Add(1)
+		if r.URL.Path == "/block" { // held until the test ends
+			<-r.Context().Done()
+			return
+		}
+		if d := time.Duration(n.delay.Load()); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return
+			}
+		}
 		io.WriteString(w, "node="+n.Name)
 	})
 	ln := listenLoopback(t)
@@ -145,7 +158,7 @@ func TestStickySessionStaysAndFailsOver(t *testing.T) {
 	client := o.browser(t)
 	homes := map[string]bool{}
 	var ids []string
-	for s := 0; s < 6; s++ {
+	for s := 0; s < 12; s++ { // all 12 on one of 3 nodes: p < 1e-5
 		id := randomHex(16)
 		ids = append(ids, id)
 		o.addSession(t, "sessionvp", "DOMAIN", "User1", id)
@@ -158,7 +171,7 @@ func TestStickySessionStaysAndFailsOver(t *testing.T) {
 		homes[home] = true
 	}
 	if len(homes) < 2 {
-		t.Errorf("6 sessions all live on %v: sticky does not spread", homes)
+		t.Errorf("12 sessions all live on %v: sticky does not spread", homes)
 	}
 
 	id := ids[0]
@@ -285,5 +298,67 @@ func TestNoHealthyNodeIs503(t *testing.T) {
 	resp, body = get(t, client, o.frontURL("/sessionvp/hub/"), "Cookie", "X-Qlik-Session-sessionvp="+id, "Accept", "text/html")
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "<html") || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") {
 		t.Errorf("browser got %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestSlowNodeTimesOutAndIsLeftOut: a node slower than
+// backend_response_timeout costs the request a retry on another node, and
+// is then left out.
+func TestSlowNodeTimesOutAndIsLeftOut(t *testing.T) {
+	fast, slow := pxNewNode(t, "fast"), pxNewNode(t, "slow")
+	slow.delay.Store(int64(5 * time.Second))
+	o := start(t, func(cfg *config.Config) {
+		vp, _ := cfg.VirtualProxy("sessionvp")
+		pxBackends(vp, fast, slow)
+		vp.Proxying.BackendResponseTimeout = 200 * time.Millisecond
+	})
+	id := randomHex(16)
+	o.addSession(t, "sessionvp", "DOMAIN", "User1", id)
+	client := o.browser(t)
+	for i := 0; i < 6; i++ { // without the timeout, the slow node would answer "slow"
+		if who, status := pxWho(t, o, client, id); who != "fast" {
+			t.Fatalf("request %d: %q %d, want the fast node", i, who, status)
+		}
+	}
+	if slow.served.Load() != 1 {
+		t.Errorf("the slow node got %d requests, want 1 (then it is left out)", slow.served.Load())
+	}
+}
+
+// TestLeastRequestsAvoidsABusyNode: while one node holds a long request,
+// new requests go to the idle node.
+func TestLeastRequestsAvoidsABusyNode(t *testing.T) {
+	a, b := pxNewNode(t, "a"), pxNewNode(t, "b")
+	o := start(t, func(cfg *config.Config) {
+		vp, _ := cfg.VirtualProxy("sessionvp")
+		vp.Proxying.LoadBalancing = "least_requests"
+		pxBackends(vp, a, b)
+	})
+	id := randomHex(16)
+	o.addSession(t, "sessionvp", "DOMAIN", "User1", id)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, o.frontURL("/sessionvp/block"), nil)
+		req.Header.Set("Cookie", "X-Qlik-Session-sessionvp="+id)
+		if resp, err := o.browser(t).Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	var busy, idle string
+	pxUntil(t, "a node holds the long request", func() bool {
+		switch {
+		case a.served.Load() == 1:
+			busy, idle = "a", "b"
+		case b.served.Load() == 1:
+			busy, idle = "b", "a"
+		}
+		return busy != ""
+	})
+	client := o.browser(t)
+	for i := 0; i < 6; i++ {
+		if who, status := pxWho(t, o, client, id); who != idle {
+			t.Fatalf("request %d went to %q (%d) while %s was busy", i, who, status, busy)
+		}
 	}
 }

@@ -200,6 +200,18 @@ func (e *env) absent(prefix, id string) bool {
 	return err != nil
 }
 
+// wantCount checks Count for stores that implement session.Counter.
+func (e *env) wantCount(prefix string, want int) {
+	e.t.Helper()
+	c, ok := e.store.(session.Counter)
+	if !ok {
+		return
+	}
+	if n, err := c.Count(e.ctx, prefix); err != nil || n != want {
+		e.t.Fatalf("Count %q: %d, %v; want %d", prefix, n, err, want)
+	}
+}
+
 func (e *env) wantAbsent(prefix, id string) {
 	e.t.Helper()
 	if !e.absent(prefix, id) {
@@ -393,6 +405,8 @@ var sessionTests = []test{
 		if err != nil || len(empty) != 0 {
 			t.Fatalf("List of an empty virtual proxy: %v, %v; want none", empty, err)
 		}
+		e.wantCount(e.prefix, 3)
+		e.wantCount(e.prefix+"-empty", 0)
 	}},
 	{"TouchDoesNotCreateASession", func(t *testing.T, e *env) {
 		id := session.NewID()
@@ -717,7 +731,9 @@ var expiryTests = []test{
 		// later (18m after creation) and gone 11m after the touch.
 		timeout, beforeTouch, afterTouch := 10*time.Minute, 9*time.Minute, 9*time.Minute
 		if e.realTime() {
-			timeout, beforeTouch, afterTouch = 1500*time.Millisecond, 500*time.Millisecond, 1100*time.Millisecond
+			// Margins of a second and more: a loaded CI machine may stall
+			// the test for hundreds of milliseconds between two steps.
+			timeout, beforeTouch, afterTouch = 3*time.Second, time.Second, 1500*time.Millisecond
 		}
 		s := e.add(e.session("User1", timeout))
 		e.pass(beforeTouch)
@@ -768,6 +784,7 @@ var expiryTests = []test{
 			t.Fatal(err)
 		}
 		wantIDs(t, "List", list, kept.ID)
+		e.wantCount(e.prefix, 1)
 		_, err = e.store.Delete(e.ctx, s.Prefix, s.ID)
 		wantErr(t, "Delete expired", err, session.ErrNotFound)
 		if err := e.store.Touch(e.ctx, s.Prefix, s.ID, e.now()); err != nil && !errors.Is(err, session.ErrNotFound) {
@@ -834,10 +851,10 @@ var expiryTests = []test{
 }
 
 // expiryTimeout is a timeout for expiry tests that only need something
-// to expire: 10 minutes of fake time or 1 s of real time.
+// to expire: 10 minutes of fake time or 2 s of real time.
 func (e *env) expiryTimeout() time.Duration {
 	if e.realTime() {
-		return time.Second
+		return 2 * time.Second
 	}
 	return 10 * time.Minute
 }
