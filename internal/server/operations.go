@@ -89,6 +89,14 @@ func (s *Server) ready(ctx context.Context) error {
 func (s *Server) sessionCounts(ctx context.Context) (map[string]int, error) {
 	counts := map[string]int{}
 	for _, vp := range s.Config.VirtualProxies {
+		if c, ok := s.Store.(session.Counter); ok {
+			n, err := c.Count(ctx, vp.Prefix)
+			if err != nil {
+				return nil, err
+			}
+			counts[vp.Prefix] = n
+			continue
+		}
 		list, err := s.Store.List(ctx, vp.Prefix)
 		if err != nil {
 			return nil, err

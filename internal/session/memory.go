@@ -350,6 +350,31 @@ func (m *Memory) List(_ context.Context, prefix string) ([]Session, error) {
 	return out, nil
 }
 
+// Count returns the number of live sessions of the virtual proxy,
+// without copying them out as List does.
+func (m *Memory) Count(_ context.Context, prefix string) (int, error) {
+	now := m.now().UnixNano()
+	n := 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.RLock()
+		for j := range sh.records {
+			r := &sh.records[j]
+			if r.size == 0 || r.expired(now) {
+				continue
+			}
+			b := sh.bytes(r)
+			if p := nextField(b, 0); string(b[p.start:p.end]) == prefix {
+				n++
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return n, nil
+}
+
+var _ Counter = (*Memory)(nil)
+
 // Len returns the number of sessions held, including expired ones the
 // sweeper has not removed yet. Meant for metrics.
 func (m *Memory) Len() int {

@@ -91,3 +91,10 @@ type Event struct {
 type Pinger interface {
 	Ping(ctx context.Context) error
 }
+
+// Counter is implemented by stores that count the live sessions of a
+// virtual proxy without reading them all (for metrics); List is the
+// fallback.
+type Counter interface {
+	Count(ctx context.Context, prefix string) (int, error)
+}

@@ -489,6 +489,21 @@ func (s *Store) List(ctx context.Context, prefix string) ([]session.Session, err
 	return out, nil
 }
 
+// Count returns the number of live sessions of the virtual proxy from its
+// index, without reading them.
+func (s *Store) Count(ctx context.Context, prefix string) (int, error) {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	now := strconv.FormatInt(s.opts.Now().UnixMilli(), 10)
+	n, err := s.client.Do(ctx, s.client.B().Zcount().Key(s.keys.vp(prefix)).Min("("+now).Max("+inf").Build()).AsInt64()
+	if err != nil {
+		return 0, s.unavailable("count sessions", err)
+	}
+	return int(n), nil
+}
+
+var _ session.Counter = (*Store)(nil)
+
 // PutTicket stores the ticket until it expires.
 func (s *Store) PutTicket(ctx context.Context, t session.Ticket) error {
 	if t.Expires.IsZero() {

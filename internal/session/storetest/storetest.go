@@ -200,6 +200,18 @@ func (e *env) absent(prefix, id string) bool {
 	return err != nil
 }
 
+// wantCount checks Count for stores that implement session.Counter.
+func (e *env) wantCount(prefix string, want int) {
+	e.t.Helper()
+	c, ok := e.store.(session.Counter)
+	if !ok {
+		return
+	}
+	if n, err := c.Count(e.ctx, prefix); err != nil || n != want {
+		e.t.Fatalf("Count %q: %d, %v; want %d", prefix, n, err, want)
+	}
+}
+
 func (e *env) wantAbsent(prefix, id string) {
 	e.t.Helper()
 	if !e.absent(prefix, id) {
@@ -393,6 +405,8 @@ var sessionTests = []test{
 		if err != nil || len(empty) != 0 {
 			t.Fatalf("List of an empty virtual proxy: %v, %v; want none", empty, err)
 		}
+		e.wantCount(e.prefix, 3)
+		e.wantCount(e.prefix+"-empty", 0)
 	}},
 	{"TouchDoesNotCreateASession", func(t *testing.T, e *env) {
 		id := session.NewID()
@@ -770,6 +784,7 @@ var expiryTests = []test{
 			t.Fatal(err)
 		}
 		wantIDs(t, "List", list, kept.ID)
+		e.wantCount(e.prefix, 1)
 		_, err = e.store.Delete(e.ctx, s.Prefix, s.ID)
 		wantErr(t, "Delete expired", err, session.ErrNotFound)
 		if err := e.store.Touch(e.ctx, s.Prefix, s.ID, e.now()); err != nil && !errors.Is(err, session.ErrNotFound) {
