@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -644,4 +645,93 @@ func TestAttackSlowClientsAreCutOff(t *testing.T) {
 	}
 	// Bodies stream: the back end has seen the head of the trickled
 	// POST, and the front end answered 408 when the body stalled.
+}
+
+// TestAttackOverHTTP2: the same spoofing and path attacks over HTTP/2,
+// where header names arrive in lower case and the path is a pseudo-header.
+func TestAttackOverHTTP2(t *testing.T) {
+	o := start(t, nil)
+	id := randomHex(16)
+	o.addSession(t, "sessionvp", "DOMAIN", "User1", id)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: o.Certs.CAPool}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	cases := []struct {
+		name, path string
+		header     []string
+		want       int
+	}{
+		{"spoofed identity", "/sessionvp/hub/", []string{"x-qlik-user", "UserDirectory={mark}; UserId=sa", "x_qlik_security", "Group={mark}", "x-forwarded-for", "{mark}"}, 200},
+		{"encoded dot-dot", "/sessionvp/%2e%2e/{mark}", nil, 400},
+		{"double-encoded dot-dot", "/sessionvp/%252e%252e/{mark}", nil, 400},
+		{"encoded slash", "/sessionvp/hub%2f{mark}", nil, 400},
+		{"semicolon", "/sessionvp/..;/{mark}", nil, 400},
+		{"connection-specific headers", "/sessionvp/hub/", []string{"upgrade", "h2c-{mark}", "x-forwarded-host", "{mark}.example"}, 200},
+	}
+	for i, c := range cases {
+		mark := fmt.Sprintf("zqh2%03d%s", i, randomHex(3))
+		req, err := http.NewRequest(http.MethodGet, o.frontURL("/"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.URL.Opaque = "" // keep the path exactly as written
+		req.URL.RawPath = strings.ReplaceAll(c.path, "{mark}", mark)
+		req.URL.Path, _ = url.PathUnescape(req.URL.RawPath)
+		req.Header.Set("Cookie", "X-Qlik-Session-sessionvp="+id)
+		for j := 0; j+1 < len(c.header); j += 2 {
+			req.Header[c.header[j]] = []string{strings.ReplaceAll(c.header[j+1], "{mark}", mark)}
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			if c.want == 400 {
+				continue // the client or server refused the frame itself
+			}
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("%s: spoke %s, want HTTP/2", c.name, resp.Proto)
+		}
+		if resp.StatusCode != c.want {
+			t.Errorf("%s: %d, want %d", c.name, resp.StatusCode, c.want)
+		}
+		attackNeverReachedBackend(t, o, mark)
+	}
+}
+
+// TestAttackErrorPagesLeakNothing: browsers get small HTML error pages,
+// API clients JSON; neither names a back end's address or a stack.
+func TestAttackErrorPagesLeakNothing(t *testing.T) {
+	dead := listenLoopback(t)
+	deadAddr := dead.Addr().String()
+	dead.Close() // nothing listens here any more: the back end is down
+	o := start(t, func(c *config.Config) {
+		u, _ := url.Parse("http://" + deadAddr)
+		c.VirtualProxies[1].Backends, c.VirtualProxies[1].BackendURLs = []string{u.String()}, []*url.URL{u}
+	})
+	id := randomHex(16)
+	o.addSession(t, "sessionvp", "DOMAIN", "User1", id)
+	for _, c := range []struct {
+		path, accept, wantType string
+		want                   int
+	}{
+		{"/sessionvp/hub/", "text/html,application/xhtml+xml", "text/html", 0},
+		{"/sessionvp/hub/", "application/json", "application/json", 0},
+		{"/sessionvp/%2e%2e/qrs", "text/html", "text/html", http.StatusBadRequest},
+		{"/sessionvp/qps/nothing", "text/html", "text/html", http.StatusNotFound},
+	} {
+		b := o.browser(t)
+		o.setCookie(t, b, "X-Qlik-Session-sessionvp", id)
+		resp, body := get(t, b, o.frontURL(c.path), "Accept", c.accept)
+		status := resp.StatusCode
+		if c.want == 0 && (status == http.StatusBadGateway || status == http.StatusServiceUnavailable) {
+			status = 0 // the back end is down: 502 the first time, 503 once it is marked down
+		}
+		if status != c.want || !strings.HasPrefix(resp.Header.Get("Content-Type"), c.wantType) {
+			t.Errorf("%s (%s): %d %s, want %d %s", c.path, c.accept, resp.StatusCode, resp.Header.Get("Content-Type"), c.want, c.wantType)
+		}
+		if len(body) > 2048 || strings.Contains(body, deadAddr) || strings.Contains(body, "goroutine") || strings.Contains(body, "dial tcp") {
+			t.Errorf("%s: the error page says too much: %q", c.path, body)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -40,6 +41,10 @@ func pxNewNode(t *testing.T, name string) *pxNode {
 			return
 		}
 		n.served.Add(1)
+		if r.URL.Path == "/block" { // held until the test ends
+			<-r.Context().Done()
+			return
+		}
 		if d := time.Duration(n.delay.Load()); d > 0 {
 			select {
 			case <-time.After(d):
@@ -317,5 +322,43 @@ func TestSlowNodeTimesOutAndIsLeftOut(t *testing.T) {
 	}
 	if slow.served.Load() != 1 {
 		t.Errorf("the slow node got %d requests, want 1 (then it is left out)", slow.served.Load())
+	}
+}
+
+// TestLeastRequestsAvoidsABusyNode: while one node holds a long request,
+// new requests go to the idle node.
+func TestLeastRequestsAvoidsABusyNode(t *testing.T) {
+	a, b := pxNewNode(t, "a"), pxNewNode(t, "b")
+	o := start(t, func(cfg *config.Config) {
+		vp, _ := cfg.VirtualProxy("sessionvp")
+		vp.Proxying.LoadBalancing = "least_requests"
+		pxBackends(vp, a, b)
+	})
+	id := randomHex(16)
+	o.addSession(t, "sessionvp", "DOMAIN", "User1", id)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, o.frontURL("/sessionvp/block"), nil)
+		req.Header.Set("Cookie", "X-Qlik-Session-sessionvp="+id)
+		if resp, err := o.browser(t).Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	var busy, idle string
+	pxUntil(t, "a node holds the long request", func() bool {
+		switch {
+		case a.served.Load() == 1:
+			busy, idle = "a", "b"
+		case b.served.Load() == 1:
+			busy, idle = "b", "a"
+		}
+		return busy != ""
+	})
+	client := o.browser(t)
+	for i := 0; i < 6; i++ {
+		if who, status := pxWho(t, o, client, id); who != idle {
+			t.Fatalf("request %d went to %q (%d) while %s was busy", i, who, status, busy)
+		}
 	}
 }
