@@ -100,8 +100,12 @@ func fill(n int, memProfile string) (*session.Memory, string) {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Printf("sessions=%d fill=%s rss_mb=%.0f (empty process %.0f) heap_inuse_mb=%.0f bytes_per_session=%.0f gc_cycle=%s\n",
-		n, elapsed.Round(time.Millisecond), rss()/1e6, rssBefore/1e6, float64(ms.HeapInuse)/1e6, (rss()-rssBefore)/float64(max(n, 1)),
+	perSession := "-"
+	if n > 0 {
+		perSession = fmt.Sprintf("%.0f", (rss()-rssBefore)/float64(n))
+	}
+	fmt.Printf("sessions=%d fill=%s rss_mb=%.0f (empty process %.0f) heap_inuse_mb=%.0f bytes_per_session=%s gc_cycle=%s\n",
+		n, elapsed.Round(time.Millisecond), rss()/1e6, rssBefore/1e6, float64(ms.HeapInuse)/1e6, perSession,
 		gcCycle.Round(10*time.Microsecond))
 	if memProfile != "" {
 		f, err := os.Create(memProfile)

@@ -19,6 +19,17 @@ func TestMemoryConformance(t *testing.T) {
 	})
 }
 
+// TestMemoryConformanceWithCollisions runs the suite, its concurrent
+// tests included, with nearly every hash colliding, attribute lists kept
+// in the arena and arenas compacting at every chance.
+func TestMemoryConformanceWithCollisions(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, clock func() time.Time) session.Store {
+		return session.NewMemory(session.WithClock(clock), session.WithHashMask(0x3),
+			session.WithAttributeSetLimit(1), session.WithCompactMin(1))
+	})
+}
+
 // TestMemoryConformanceRealTime runs the Expiry tests the way a store
 // with its own TTLs (Redis) runs them, so that mode of the suite is itself
 // known to pass against the reference store.
