@@ -561,3 +561,46 @@ func TestWebsocketClosesWhenDeletedOnAnotherRedisNode(t *testing.T) {
 	}
 	ws.expectNotice(t, "OnSessionLoggedOut")
 }
+
+// TestReloadClosesOnlyTheWebsocketsOfRemovedVirtualProxies: a reload that
+// removes a virtual proxy ends its websockets with OnSessionClosed; those
+// of the virtual proxies that stay live on.
+func TestReloadClosesOnlyTheWebsocketsOfRemovedVirtualProxies(t *testing.T) {
+	echo := pxNewEchoServer(t)
+	o := start(t, func(cfg *config.Config) {
+		pxWebsocketVP(echo)(cfg)
+		u, _ := url.Parse(echo.URL)
+		cfg.VirtualProxies[0].Backends, cfg.VirtualProxies[0].BackendURLs = []string{echo.URL}, []*url.URL{u}
+	})
+	kept, removed := randomHex(16), randomHex(16)
+	o.addSession(t, "", "DOMAIN", "User1", kept)
+	o.addSession(t, "sessionvp", "DOMAIN", "User1", removed)
+	wsKept, _, _ := pxDialWS(t, o, "/app/x", "Cookie", "X-Qlik-Session="+kept)
+	wsRemoved, _, _ := pxDialWS(t, o, "/sessionvp/app/x", "Cookie", "X-Qlik-Session-sessionvp="+removed)
+	if wsKept == nil || wsRemoved == nil {
+		t.Fatal("upgrades refused")
+	}
+
+	next := *o.CurrentConfig()
+	next.VirtualProxies = next.VirtualProxies[:1] // only the default virtual proxy
+	if err := o.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	wsRemoved.expectNotice(t, "OnSessionClosed")
+	wsKept.send(t, "still here")
+	if f := wsKept.read(t); !strings.HasSuffix(string(f.payload), ":still here") {
+		t.Errorf("websocket of a kept virtual proxy: %q", f.payload)
+	}
+
+	// A reload the front end cannot build, or that needs a restart, is
+	// refused and changes nothing.
+	bad := next
+	bad.API.Listen = "127.0.0.1:1"
+	if err := o.Reload(&bad); err == nil || !strings.Contains(err.Error(), "api.listen") {
+		t.Errorf("reload with a changed api.listen: %v", err)
+	}
+	wsKept.send(t, "after refusal")
+	if f := wsKept.read(t); !strings.HasSuffix(string(f.payload), ":after refusal") {
+		t.Errorf("after a refused reload: %q", f.payload)
+	}
+}
