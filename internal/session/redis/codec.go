@@ -1,11 +1,14 @@
 package redis
 
 import (
-	"encoding/json"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/rueidis"
 
 	"github.com/openqps/openqps/internal/session"
 )
@@ -48,26 +51,101 @@ type targetJSON struct {
 	Expires int64  `json:"e"` // unix ms
 }
 
-// decodeSession reads a session hash. A hash that does not parse is
-// reported, not taken as absent.
-func decodeSession(prefix, id string, f map[string]string) (session.Session, error) {
-	created, err1 := strconv.ParseInt(f[fCreated], 10, 64)
-	lastUsed, err2 := strconv.ParseInt(f[fLastUsed], 10, 64)
-	timeout, err3 := strconv.ParseInt(f[fTimeout], 10, 64)
-	var attrs attributesJSON
-	err4 := json.Unmarshal([]byte(f[fAttributes]), &attrs)
+// absent reports whether an HMGET of sessionFields found no session.
+func absent(fields []rueidis.RedisMessage) bool {
+	return len(fields) != len(sessionFields) || fields[4].IsNil()
+}
+
+// decodeSession reads the HMGET of sessionFields: ErrNotFound when there
+// is no session; an error when the hash does not parse (reported, not
+// taken as absent).
+func decodeSession(prefix, id string, fields []rueidis.RedisMessage) (session.Session, error) {
+	if absent(fields) {
+		return session.Session{}, session.ErrNotFound
+	}
+	var v [6]string
+	for i := range fields {
+		v[i], _ = fields[i].ToString() // a missing field reads as ""
+	}
+	created, err1 := strconv.ParseInt(v[3], 10, 64)
+	lastUsed, err2 := strconv.ParseInt(v[4], 10, 64)
+	timeout, err3 := strconv.ParseInt(v[5], 10, 64)
+	attrs, err4 := decodeAttributes(v[2])
 	for _, err := range []error{err1, err2, err3, err4} {
 		if err != nil {
 			return session.Session{}, fmt.Errorf("session %s in redis is damaged: %w", session.Redact(id), err)
 		}
 	}
 	return session.Session{
-		Prefix: prefix, ID: id, UserDirectory: f[fDirectory], UserID: f[fUser],
-		Attributes: attrs.list(),
+		Prefix: prefix, ID: id, UserDirectory: v[0], UserID: v[1],
+		Attributes: attrs,
 		Created:    time.UnixMilli(created).UTC(),
 		LastUsed:   time.UnixMilli(lastUsed).UTC(),
 		Timeout:    time.Duration(timeout) * time.Millisecond,
 	}, nil
+}
+
+// A session's attributes are kept as a count and each key and value, as
+// uvarint lengths and bytes: cheaper to read on every request than JSON.
+func encodeAttributes(attrs []session.Attribute) string {
+	b := binary.AppendUvarint(nil, uint64(len(attrs)))
+	for _, a := range attrs {
+		b = binary.AppendUvarint(b, uint64(len(a.Key)))
+		b = append(b, a.Key...)
+		b = binary.AppendUvarint(b, uint64(len(a.Value)))
+		b = append(b, a.Value...)
+	}
+	return string(b)
+}
+
+var errBadAttributes = errors.New("bad attribute list")
+
+func decodeAttributes(s string) ([]session.Attribute, error) {
+	bad := errBadAttributes
+	count, i := uvarint(s, 0)
+	if i < 0 || count > uint64(len(s)) {
+		return nil, bad
+	}
+	if count == 0 {
+		return nil, nil
+	}
+	field := func() string {
+		n, start := uvarint(s, i)
+		if start < 0 || n > uint64(len(s)-start) {
+			i = -1
+			return ""
+		}
+		i = start + int(n)
+		return s[start:i]
+	}
+	attrs := make([]session.Attribute, count)
+	for j := range attrs {
+		if attrs[j].Key = field(); i < 0 {
+			return nil, bad
+		}
+		if attrs[j].Value = field(); i < 0 {
+			return nil, bad
+		}
+	}
+	if i != len(s) {
+		return nil, bad
+	}
+	return attrs, nil
+}
+
+// uvarint reads a uvarint at s[i:] and returns it with the index after
+// it, or -1 when it is not there.
+func uvarint(s string, i int) (uint64, int) {
+	var x uint64
+	for shift := uint(0); i < len(s) && shift < 64; shift += 7 {
+		c := s[i]
+		i++
+		x |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			return x, i
+		}
+	}
+	return 0, -1
 }
 
 // An event on the Pub/Sub channel is its kind, prefix, id, directory and

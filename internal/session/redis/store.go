@@ -183,6 +183,10 @@ func (s *Store) timeout(ctx context.Context) (context.Context, context.CancelFun
 	return context.WithTimeout(ctx, s.opts.Timeout)
 }
 
+// sessionFields are the fields of a session hash in the order Get,
+// List and the delete script read them (HMGET).
+var sessionFields = []string{fDirectory, fUser, fAttributes, fCreated, fLastUsed, fTimeout}
+
 // Fields of a session hash.
 const (
 	fDirectory  = "d"
@@ -215,9 +219,8 @@ func (s *Store) Add(ctx context.Context, sess session.Session) error {
 			return err
 		}
 	}
-	attrs, _ := json.Marshal(toAttributesJSON(sess.Attributes))
 	res := addScript.Exec(ctx, s.client, []string{s.keys.session(sess.Prefix, sess.ID)}, []string{
-		sess.UserDirectory, sess.UserID, string(attrs),
+		sess.UserDirectory, sess.UserID, encodeAttributes(sess.Attributes),
 		strconv.FormatInt(sess.Created.UnixMilli(), 10), strconv.FormatInt(sess.LastUsed.UnixMilli(), 10),
 		strconv.FormatInt(sess.Timeout.Milliseconds(), 10), strconv.FormatInt(s.ttl(sess.Timeout).Milliseconds(), 10),
 	})
@@ -276,16 +279,13 @@ func (s *Store) Get(ctx context.Context, prefix, id string) (session.Session, er
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	key := s.keys.session(prefix, id)
-	res := s.client.DoCache(ctx, s.client.B().Hgetall().Key(key).Cache(), cacheTTL)
-	fields, err := res.AsStrMap()
-	if err == nil && len(fields) == 0 && res.IsCacheHit() {
-		fields, err = s.client.Do(ctx, s.client.B().Hgetall().Key(key).Build()).AsStrMap()
+	res := s.client.DoCache(ctx, s.client.B().Hmget().Key(key).Field(sessionFields...).Cache(), cacheTTL)
+	fields, err := res.ToArray()
+	if err == nil && absent(fields) && res.IsCacheHit() {
+		fields, err = s.client.Do(ctx, s.client.B().Hmget().Key(key).Field(sessionFields...).Build()).ToArray()
 	}
 	if err != nil {
 		return session.Session{}, s.unavailable("get session", err)
-	}
-	if len(fields) == 0 {
-		return session.Session{}, session.ErrNotFound
 	}
 	return decodeSession(prefix, id, fields)
 }
@@ -335,8 +335,8 @@ func (s *Store) Touch(ctx context.Context, prefix, id string, at time.Time) erro
 }
 
 var deleteScript = rueidis.NewLuaScript(`
-local v = redis.call('HGETALL', KEYS[1])
-if #v > 0 then redis.call('DEL', KEYS[1]) end
+local v = redis.call('HMGET', KEYS[1], 'd', 'u', 'a', 'c', 'l', 't')
+if v[5] then redis.call('DEL', KEYS[1]) end
 return v`)
 
 // Delete removes the session and announces it to every node.
@@ -362,12 +362,9 @@ func (s *Store) remove(ctx context.Context, prefix, id string, kind session.Even
 			return session.Session{}, session.ErrNotFound
 		}
 	}
-	fields, err := deleteScript.Exec(ctx, s.client, []string{key}, nil).AsStrMap()
+	fields, err := deleteScript.Exec(ctx, s.client, []string{key}, nil).ToArray()
 	if err != nil {
 		return session.Session{}, s.unavailable("delete session", err)
-	}
-	if len(fields) == 0 {
-		return session.Session{}, session.ErrNotFound
 	}
 	sess, err := decodeSession(prefix, id, fields)
 	if err != nil {
@@ -468,18 +465,18 @@ func (s *Store) List(ctx context.Context, prefix string) ([]session.Session, err
 	for _, m := range members {
 		id, _, _ := strings.Cut(m, "\x00")
 		ids = append(ids, id)
-		cmds = append(cmds, s.client.B().Hgetall().Key(s.keys.session(prefix, id)).Build())
+		cmds = append(cmds, s.client.B().Hmget().Key(s.keys.session(prefix, id)).Field(sessionFields...).Build())
 	}
 	out := []session.Session{}
 	for i, r := range s.client.DoMulti(ctx, cmds...) {
-		fields, err := r.AsStrMap()
+		fields, err := r.ToArray()
 		if err != nil {
 			return nil, s.unavailable("list sessions", err)
 		}
-		if len(fields) == 0 {
-			continue
-		}
 		sess, err := decodeSession(prefix, ids[i], fields)
+		if errors.Is(err, session.ErrNotFound) {
+			continue // expired since the index was read
+		}
 		if err != nil {
 			return nil, err
 		}
