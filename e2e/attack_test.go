@@ -441,8 +441,10 @@ type attackAPIRow struct {
 	path   string
 	header []string // name, value pairs
 	body   string
-	certs  func(t *testing.T, o *openqps) []tls.Certificate // nil: openqps's client certificate
-	want   int                                              // 0: the TLS handshake must fail
+	// chunked sends the body without a Content-Length.
+	chunked bool
+	certs   func(t *testing.T, o *openqps) []tls.Certificate // nil: openqps's client certificate
+	want    int                                              // 0: the TLS handshake must fail
 	// after, when set, checks the store afterwards.
 	after func(t *testing.T, o *openqps)
 }
@@ -493,6 +495,7 @@ func TestAttackTableAPI(t *testing.T) {
 		{name: "Xrfkey too short", method: "POST", path: "/qps/sessionvp/session?xrfkey=abc", header: []string{"X-Qlik-Xrfkey", "abc", "Content-Type", "application/json"}, body: body("Mallory", randomHex(16)), want: 403, after: noSessionsFor("Mallory")},
 		{name: "Xrfkey with symbols", method: "POST", path: "/qps/sessionvp/session?xrfkey=abcdefgh%26jklmnop", header: []string{"X-Qlik-Xrfkey", "abcdefgh&jklmnop", "Content-Type", "application/json"}, body: body("Mallory", randomHex(16)), want: 403, after: noSessionsFor("Mallory")},
 		{name: "body over 64 KB", method: "POST", path: "/qps/sessionvp/session" + attackXrf, header: xrf, body: `{"UserDirectory":"DOMAIN","UserId":"Mallory","SessionId":"` + randomHex(16) + `","Attributes":[{"a":"` + strings.Repeat("x", 70<<10) + `"}]}`, want: 413, after: noSessionsFor("Mallory")},
+		{name: "chunked body over 64 KB", method: "POST", path: "/qps/sessionvp/session" + attackXrf, header: xrf, chunked: true, body: `{"UserDirectory":"DOMAIN","UserId":"Mallory","SessionId":"` + randomHex(16) + `","Attributes":[{"a":"` + strings.Repeat("x", 70<<10) + `"}]}`, want: 413, after: noSessionsFor("Mallory")},
 		{name: "deeply nested JSON", method: "POST", path: "/qps/sessionvp/session" + attackXrf, header: xrf, body: deep, want: 400},
 		{name: "nested JSON under the limit", method: "POST", path: "/qps/sessionvp/session" + attackXrf, header: xrf, body: strings.Repeat("[", 20000) + strings.Repeat("]", 20000), want: 400},
 		{name: "nested attributes", method: "POST", path: "/qps/sessionvp/session" + attackXrf, header: xrf, body: `{"UserDirectory":"DOMAIN","UserId":"Mallory","SessionId":"` + randomHex(16) + `","Attributes":[{"a":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}]}`, want: 400, after: noSessionsFor("Mallory")},
@@ -530,6 +533,9 @@ func TestAttackTableAPI(t *testing.T) {
 			var rd io.Reader
 			if row.body != "" {
 				rd = strings.NewReader(row.body)
+				if row.chunked {
+					rd = io.MultiReader(rd) // hides the length: sent chunked
+				}
 			}
 			req, err := http.NewRequest(row.method, o.apiURL(row.path), rd)
 			if err != nil {

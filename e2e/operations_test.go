@@ -144,6 +144,7 @@ func TestAuditLogAndMetricsOfALoginDay(t *testing.T) {
 		`openqps_frontend_requests_total{vp="sessionvp",code="4xx"} 1`,
 		`openqps_sessions_active{vp="sessionvp"} 0`,
 		`openqps_store_up 1`,
+		`# TYPE openqps_store_probe_duration_seconds gauge`,
 		`# TYPE openqps_frontend_request_duration_seconds histogram`,
 		`openqps_frontend_request_duration_seconds_count{vp=""} 3`,
 		`openqps_api_requests_total{code="2xx"} 6`,
@@ -154,6 +155,9 @@ func TestAuditLogAndMetricsOfALoginDay(t *testing.T) {
 		if !strings.Contains(metricsText, want+"\n") {
 			t.Errorf("metrics lack %q:\n%s", want, metricsText)
 		}
+	}
+	if want := `openqps_backend_up{vp="",backend="` + o.Backend.URL + `"} 1`; !strings.Contains(metricsText, want+"\n") {
+		t.Errorf("metrics lack %q", want)
 	}
 	// The redeemed ticket made Dave a session; expiry took it too.
 	if !strings.Contains(metricsText, `openqps_sessions_active{vp=""} 0`) {

@@ -70,6 +70,17 @@ type Registry struct {
 	// Sessions, when set, counts live sessions by virtual proxy at
 	// scrape time.
 	Sessions func(ctx context.Context) (map[string]int, error)
+	// StoreProbe, when set, times one session lookup at scrape time.
+	StoreProbe func(ctx context.Context) (time.Duration, error)
+	// Backends, when set, reports the back ends' health at scrape time.
+	Backends func() []Backend
+}
+
+// Backend is one back end of a virtual proxy as /metrics shows it.
+type Backend struct {
+	VP, URL  string
+	Up       bool  // takes requests now
+	InFlight int64 // requests being forwarded to it
 }
 
 // New returns a registry for the given virtual proxy prefixes.
@@ -198,6 +209,27 @@ func (r *Registry) WriteText(ctx context.Context, out io.Writer) error {
 		fmt.Fprintf(w, "openqps_events_total{event=\"%s\"} %d\n", escape(e), r.EventCount(e))
 	}
 
+	if r.Backends != nil {
+		list := r.Backends()
+		sort.Slice(list, func(i, j int) bool {
+			if list[i].VP != list[j].VP {
+				return list[i].VP < list[j].VP
+			}
+			return list[i].URL < list[j].URL
+		})
+		family(w, "openqps_backend_up", "gauge", "1 when the back end takes requests, 0 while it is left out after failing.")
+		for _, b := range list {
+			up := 0
+			if b.Up {
+				up = 1
+			}
+			fmt.Fprintf(w, "openqps_backend_up{vp=\"%s\",backend=\"%s\"} %d\n", escape(b.VP), escape(b.URL), up)
+		}
+		family(w, "openqps_backend_requests_in_flight", "gauge", "Requests being forwarded to the back end.")
+		for _, b := range list {
+			fmt.Fprintf(w, "openqps_backend_requests_in_flight{vp=\"%s\",backend=\"%s\"} %d\n", escape(b.VP), escape(b.URL), b.InFlight)
+		}
+	}
 	if r.Sessions != nil {
 		counts, err := r.Sessions(ctx)
 		family(w, "openqps_sessions_active", "gauge", "Live sessions by virtual proxy.")
@@ -208,7 +240,13 @@ func (r *Registry) WriteText(ctx context.Context, out io.Writer) error {
 				}
 			}
 		}
-		family(w, "openqps_store_up", "gauge", "1 when the session store answered the last scrape.")
+		if r.StoreProbe != nil && err == nil {
+			var d time.Duration
+			d, err = r.StoreProbe(ctx)
+			family(w, "openqps_store_probe_duration_seconds", "gauge", "Time one session lookup took at this scrape.")
+			fmt.Fprintf(w, "openqps_store_probe_duration_seconds %s\n", strconv.FormatFloat(d.Seconds(), 'g', -1, 64))
+		}
+		family(w, "openqps_store_up", "gauge", "1 when the session store answered at this scrape.")
 		up := 1
 		if err != nil {
 			up = 0

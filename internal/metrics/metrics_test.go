@@ -18,6 +18,9 @@ func TestRequestsAreCountedByVirtualProxyStatusAndLatency(t *testing.T) {
 	r.Event("ticket.issued")
 	r.Event("ticket.issued")
 	r.WebsocketOpened()
+	r.Backends = func() []Backend {
+		return []Backend{{VP: "sales", URL: "http://10.0.0.2:80", Up: false, InFlight: 0}, {VP: "sales", URL: "http://10.0.0.1:80", Up: true, InFlight: 3}}
+	}
 
 	var b strings.Builder
 	if err := r.WriteText(context.Background(), &b); err != nil {
@@ -41,6 +44,9 @@ func TestRequestsAreCountedByVirtualProxyStatusAndLatency(t *testing.T) {
 		`openqps_api_request_duration_seconds_count 1`,
 		`openqps_events_total{event="ticket.issued"} 2`,
 		`openqps_websockets_active 1`,
+		`openqps_backend_up{vp="sales",backend="http://10.0.0.1:80"} 1`,
+		`openqps_backend_up{vp="sales",backend="http://10.0.0.2:80"} 0`,
+		`openqps_backend_requests_in_flight{vp="sales",backend="http://10.0.0.1:80"} 3`,
 	} {
 		if !strings.Contains(text, want+"\n") {
 			t.Errorf("missing %q in\n%s", want, text)

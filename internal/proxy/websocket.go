@@ -220,9 +220,8 @@ func (t *tunnel) backendToClient(w *bufio.Writer) {
 
 // Websocket opcodes (RFC 6455 §5.2).
 const (
-	opContinuation = 0x0
-	opText         = 0x1
-	opClose        = 0x8
+	opText  = 0x1
+	opClose = 0x8
 )
 
 // frameCopier copies websocket frames and knows, between them, whether a
@@ -243,7 +242,8 @@ func (fc *frameCopier) copy(w *bufio.Writer, r *bufio.Reader, active *atomic.Boo
 				return err
 			}
 		}
-		if _, err := io.ReadFull(r, head[:2]); err != nil {
+		if got, err := io.ReadFull(r, head[:2]); err != nil {
+			fc.boundary = got == 0 // half a header is not a boundary
 			return err
 		}
 		fc.boundary = false

@@ -44,6 +44,11 @@ func TestFrameCopierCopiesFramesExactlyAndTracksMessages(t *testing.T) {
 	if fc.boundary {
 		t.Error("a frame cut in its payload counts as a boundary")
 	}
+	fc = frameCopier{}
+	fc.copy(bufio.NewWriter(io.Discard), bufio.NewReader(bytes.NewReader([]byte{0x81})), &active)
+	if fc.boundary {
+		t.Error("half a frame header counts as a boundary")
+	}
 }
 
 func TestNoticeIsQPSShape(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/openqps/openqps/internal/audit"
 	"github.com/openqps/openqps/internal/metrics"
@@ -48,6 +49,8 @@ func (s *Server) openAudit(opts Options, log *slog.Logger) (*slog.Logger, error)
 // expire.
 func (s *Server) startOperations(ctx context.Context) error {
 	s.Metrics.Sessions = s.sessionCounts
+	s.Metrics.Backends = s.Frontend.Backends
+	s.Metrics.StoreProbe = s.storeProbe
 	if addr := s.Config.Metrics.Listen; addr != "" {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -78,11 +81,18 @@ func (s *Server) ready(ctx context.Context) error {
 	if s.listenerFailed.Load() {
 		return errors.New("a listener failed; see the log")
 	}
+	_, err := s.storeProbe(ctx)
+	return err
+}
+
+// storeProbe looks up a session that does not exist and times it.
+func (s *Server) storeProbe(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
 	_, err := s.Store.Get(ctx, "", "readyz-probe")
 	if err != nil && !errors.Is(err, session.ErrNotFound) {
-		return fmt.Errorf("session store: %w", err)
+		return time.Since(start), fmt.Errorf("session store: %w", err)
 	}
-	return nil
+	return time.Since(start), nil
 }
 
 // sessionCounts counts live sessions per virtual proxy for /metrics.
