@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"unicode/utf8"
 
@@ -146,6 +149,7 @@ virtual_proxies:
 	if err != nil {
 		f.Fatal(err)
 	}
+	defer p.Close()
 	allowed := map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true, "proxy.example": true, "allowed.example": true}
 	f.Fuzz(func(t *testing.T, reload string) {
 		r := httptest.NewRequest(http.MethodGet, "https://localhost/hub/", nil)
@@ -159,6 +163,75 @@ virtual_proxies:
 		u, perr := url.Parse(target)
 		if perr != nil || u.Scheme != "https" || u.User != nil || !allowed[hostOnly(u.Host)] || strings.ContainsAny(target, "\\\r\n") {
 			t.Fatalf("reloadUri %q accepted as %q", reload, target)
+		}
+	})
+}
+
+// FuzzWebsocketFrames feeds arbitrary bytes to the websocket frame copier:
+// it never panics, always ends, and what it passes on is exactly what it
+// was given, byte for byte, up to where the input stopped making sense.
+func FuzzWebsocketFrames(f *testing.F) {
+	f.Add([]byte{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'})
+	f.Add([]byte{0x01, 0x83, 1, 2, 3, 4, 'a', 'b', 'c', 0x89, 0x00, 0x80, 0x01, 'x'})
+	f.Add([]byte{0x82, 126, 0x00, 0x03, 1, 2, 3})
+	f.Add([]byte{0x82, 127, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1})
+	f.Add([]byte{0x88, 0x02, 0x03, 0xe8})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var out bytes.Buffer
+		w := bufio.NewWriter(&out)
+		var active atomic.Bool
+		fc := &frameCopier{}
+		err := fc.copy(w, bufio.NewReader(bytes.NewReader(in)), &active)
+		w.Flush()
+		if err == nil {
+			t.Fatal("copy ended without an error")
+		}
+		if !bytes.HasPrefix(in, out.Bytes()) {
+			t.Fatalf("copied %x from %x", out.Bytes(), in)
+		}
+	})
+}
+
+// FuzzWebsocketOrigin: an Origin that may open a websocket is this
+// proxy's own origin or names a host of the allow list, over http(s).
+func FuzzWebsocketOrigin(f *testing.F) {
+	for _, s := range []string{"https://proxy.example", "https://proxy.example:443", "http://proxy.example", "https://allowed.example:8443",
+		"null", "https://proxy.example.evil", "https://proxy.example@evil", "https://PROXY.example", "file://", "https://[::1]:443"} {
+		f.Add(s)
+	}
+	cfg, err := config.Parse([]byte(`
+frontend: {listen: "127.0.0.1:0"}
+api: {listen: "127.0.0.1:0"}
+store: {type: memory}
+virtual_proxies:
+  - prefix: ""
+    backends: ["http://127.0.0.1:1"]
+    websocket_origin_allow_list: ["allowed.example"]
+`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	store := session.NewMemory()
+	defer store.Close()
+	p, err := New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer p.Close()
+	f.Fuzz(func(t *testing.T, origin string) {
+		r := httptest.NewRequest(http.MethodGet, "https://proxy.example/app/", nil)
+		rt := p.routes.Load()
+		rq := &request{r: r, routes: rt, vp: rt.def, scheme: "https"}
+		if !rt.originAllowed(origin, rq) {
+			return
+		}
+		u, err := url.Parse(origin)
+		if err != nil {
+			t.Fatalf("origin %q allowed", origin)
+		}
+		own := u.Scheme == "https" && (strings.EqualFold(u.Host, "proxy.example") || strings.EqualFold(u.Host, "proxy.example:443"))
+		if !own && hostOnly(u.Host) != "allowed.example" {
+			t.Fatalf("origin %q allowed", origin)
 		}
 	})
 }
