@@ -15,3 +15,6 @@ var EncodeSession = encodeSession
 
 // CloseFile closes the database under the store, so that writes fail.
 func CloseFile(s *Store) error { return s.db.Close() }
+
+// SetUsedChunk changes how many use times one flush transaction writes.
+func SetUsedChunk(n int) { usedChunk = n }

@@ -116,8 +116,12 @@ func (j *journal) TargetPut(t session.Target) session.Commit {
 	return j.queue(op{bucket: targetsBucket, key: []byte(t.ID), value: encodeTarget(t)})
 }
 
-// flushUsed queues the use times recorded since the last flush and
-// waits for them to be written.
+// usedChunk bounds the use times written in one transaction, so that a
+// flush of many sessions does not hold up the adds queued behind it.
+var usedChunk = 10_000
+
+// flushUsed writes the use times recorded since the last flush, a chunk
+// per commit, and waits for them to be written.
 func (j *journal) flushUsed() error {
 	j.usedMu.Lock()
 	used := j.used
@@ -127,7 +131,20 @@ func (j *journal) flushUsed() error {
 	}
 	j.used = make(map[string]use, len(used))
 	j.usedMu.Unlock()
-	return j.queue(op{used: used})()
+	chunk := make(map[string]use, min(len(used), usedChunk))
+	for k, u := range used {
+		chunk[k] = u
+		if len(chunk) == usedChunk {
+			if err := j.queue(op{used: chunk})(); err != nil {
+				return err
+			}
+			chunk = make(map[string]use, usedChunk)
+		}
+	}
+	if len(chunk) == 0 {
+		return nil
+	}
+	return j.queue(op{used: chunk})()
 }
 
 // sweep removes the tickets and targets that expired at now from the file

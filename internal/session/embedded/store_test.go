@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -389,5 +390,40 @@ func TestWriteFailureIsUnavailableAndNothingIsKept(t *testing.T) {
 	tk := session.Ticket{ID: session.NewTicketID(), Expires: time.Now().Add(time.Minute)}
 	if err := s.PutTicket(ctx, tk); !errors.Is(err, session.ErrUnavailable) {
 		t.Fatalf("PutTicket when the file cannot be written: %v, want ErrUnavailable", err)
+	}
+}
+
+func TestLastUseOfManySessionsIsFlushedInChunks(t *testing.T) {
+	embedded.SetUsedChunk(10)
+	t.Cleanup(func() { embedded.SetUsedChunk(10_000) })
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), embedded.FileName)
+	clock := storetest.NewClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	s := open(t, path, embedded.Options{Now: clock.Now})
+	var all []session.Session
+	for i := range 25 {
+		sess := testSession(clock.Now(), "User"+strconv.Itoa(i), 10*time.Minute)
+		if err := s.Add(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, sess)
+	}
+	clock.Advance(8 * time.Minute)
+	for _, sess := range all {
+		if err := s.Touch(ctx, sess.Prefix, sess.ID, clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := s.Commits()
+	closeStore(t, s)
+	if n := s.Commits() - before; n < 3 {
+		t.Fatalf("25 use times written in %d commits, want chunks of 10 (3 or more)", n)
+	}
+	clock.Advance(5 * time.Minute)
+	s = open(t, path, embedded.Options{Now: clock.Now})
+	for _, sess := range all {
+		if _, err := s.Get(ctx, sess.Prefix, sess.ID); err != nil {
+			t.Fatalf("session used before the restart: %v", err)
+		}
 	}
 }
