@@ -31,7 +31,7 @@ func TestTimeoutsAndMetricsDefaults(t *testing.T) {
 func TestTimeoutsAndMetricsAreValidated(t *testing.T) {
 	for yaml, want := range map[string]string{
 		"timeouts: {read_header: -1s}":                                "timeouts",
-		"timeouts: {request_body: ten}":                               "request_body",
+		"timeouts: {request_body: ten}":                               "line 1",
 		"metrics: {listen: \"nohost\"}":                               "metrics.listen",
 		"frontend: {listen: \":9443\"}\nmetrics: {listen: \":9443\"}": "never served on the public front end",
 	} {
