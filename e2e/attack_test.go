@@ -741,3 +741,32 @@ func TestAttackErrorPagesLeakNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyTimeoutSparesSlowAnswers: the body timeout bounds reading the
+// request body only; a back end may take longer than it to answer a POST
+// whose body arrived in time.
+func TestBodyTimeoutSparesSlowAnswers(t *testing.T) {
+	slow := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		<-time.After(900 * time.Millisecond) // a slow back end, three body timeouts long
+		io.WriteString(w, "slow answer")
+	})}
+	ln := listenLoopback(t)
+	go slow.Serve(ln)
+	t.Cleanup(func() { slow.Close() })
+	o := start(t, func(c *config.Config) {
+		c.Timeouts.RequestBody = 300 * time.Millisecond
+		u, _ := url.Parse("http://" + ln.Addr().String())
+		c.VirtualProxies[0].Backends, c.VirtualProxies[0].BackendURLs = []string{u.String()}, []*url.URL{u}
+	})
+	id := randomHex(16)
+	o.addSession(t, "", "DOMAIN", "User1", id)
+	b := o.browser(t)
+	b.Transport.(*http.Transport).ForceAttemptHTTP2 = false
+	o.setCookie(t, b, "X-Qlik-Session", id)
+	req, _ := http.NewRequest(http.MethodPost, o.frontURL("/hub/upload"), io.MultiReader(strings.NewReader(`{"data":1}`))) // chunked: read to its end
+	resp, body := do(t, b, req)
+	if resp.StatusCode != http.StatusOK || body != "slow answer" {
+		t.Errorf("POST to a slow back end: %d %q", resp.StatusCode, body)
+	}
+}

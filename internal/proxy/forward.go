@@ -11,20 +11,10 @@ import (
 	"github.com/openqps/openqps/internal/session"
 )
 
-// copyBuffers recycles the 32 KB buffers bodies and websockets are copied
-// through; without it every proxied response allocates one.
-var copyBuffers = &bufferPool{}
-
-type bufferPool struct{ pool sync.Pool }
-
-func (b *bufferPool) Get() []byte {
-	if buf, ok := b.pool.Get().(*[]byte); ok {
-		return *buf
-	}
-	return make([]byte, 32<<10)
-}
-
-func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }
+// copyBuffers recycles the 32 KB buffers response bodies are copied
+// through; without it every proxied response allocates one. It holds
+// array pointers, so putting one back allocates nothing either.
+var copyBuffers = sync.Pool{New: func() any { return new([32 << 10]byte) }}
 
 // forward sends an authenticated request to a back end of its virtual
 // proxy, chosen by its load-balancing policy among the healthy ones. A

@@ -225,8 +225,9 @@ func hasPrefixFold(s, prefix string) bool {
 // flushing after every read when the body streams (no length, or server
 // sent events), so long polls and event streams are not held back.
 func copyBody(w http.ResponseWriter, body io.Reader, streaming bool) error {
-	buf := copyBuffers.Get()
-	defer copyBuffers.Put(buf)
+	pooled := copyBuffers.Get().(*[32 << 10]byte)
+	defer copyBuffers.Put(pooled)
+	buf := pooled[:]
 	var rc *http.ResponseController
 	if streaming {
 		rc = http.NewResponseController(w)

@@ -286,15 +286,22 @@ func writeRequest(w *bufio.Writer, req *http.Request) error {
 		(req.Body != nil && req.Body != http.NoBody) || req.Trailer != nil || req.Close || !plainHost(req.Host) {
 		return req.Write(w)
 	}
-	uri := req.URL.RequestURI()
-	for i := 0; i < len(uri); i++ {
-		if uri[i] < ' ' || uri[i] == 0x7f {
-			return req.Write(w) // which refuses it with its own error
-		}
+	// The request URI as RequestURI builds it, without joining the path
+	// and the query into a new string.
+	path, query := req.URL.EscapedPath(), req.URL.RawQuery
+	if req.URL.Opaque != "" || hasCTL(path) || hasCTL(query) {
+		return req.Write(w) // which refuses control characters with its own error
+	}
+	if path == "" {
+		path = "/"
 	}
 	w.WriteString(req.Method)
 	w.WriteByte(' ')
-	w.WriteString(uri)
+	w.WriteString(path)
+	if query != "" || req.URL.ForceQuery {
+		w.WriteByte('?')
+		w.WriteString(query)
+	}
 	w.WriteString(" HTTP/1.1\r\nHost: ")
 	w.WriteString(req.Host)
 	w.WriteString("\r\n")
@@ -327,6 +334,16 @@ func writeRequest(w *bufio.Writer, req *http.Request) error {
 	}
 	_, err := w.WriteString("\r\n")
 	return err
+}
+
+// hasCTL reports whether s holds an ASCII control character.
+func hasCTL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // plainHost reports whether h is an ASCII host[:port] that needs none of
