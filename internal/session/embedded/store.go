@@ -84,9 +84,11 @@ func Open(path string, o Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("session store: create the directory of %s: %w", path, err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	info, statErr := os.Stat(path)
+	existed := statErr == nil && info.Size() > 0
+	db, err := openBolt(path)
 	if err != nil {
-		return nil, openError(path, err)
+		return nil, openError(path, existed, err)
 	}
 	s := &Store{db: db, path: path, stop: make(chan struct{}), flushed: make(chan struct{})}
 	s.journal = newJournal(db, path)
@@ -108,8 +110,20 @@ func Open(path string, o Options) (*Store, error) {
 	return s, nil
 }
 
-// openError explains why bolt could not open the file.
-func openError(path string, err error) error {
+// openBolt opens the file. bolt panics on some damage (a truncated
+// file); that becomes an error.
+func openBolt(path string) (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("%v", r)
+		}
+	}()
+	return bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+}
+
+// openError explains why bolt could not open the file; existed says
+// whether the file held data before.
+func openError(path string, existed bool, err error) error {
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return fmt.Errorf("session store %s is locked by another process (is another openqps running with the same data_dir?): stop it or use another data_dir", path)
@@ -117,6 +131,8 @@ func openError(path string, err error) error {
 		return damaged(path, err)
 	case errors.Is(err, os.ErrPermission):
 		return fmt.Errorf("session store %s cannot be opened: %w; give the openqps user read and write access to it", path, err)
+	case existed:
+		return damaged(path, err) // e.g. a truncated file
 	}
 	return fmt.Errorf("open session store %s: %w", path, err)
 }
@@ -284,9 +300,6 @@ func (s *Store) flushEvery(interval time.Duration, now func() time.Time) {
 		}
 	}
 }
-
-// Path returns the store's file.
-func (s *Store) Path() string { return s.path }
 
 // Close writes the recorded use times, waits for queued changes to be
 // committed and closes the file. It may be called more than once.

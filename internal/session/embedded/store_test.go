@@ -3,6 +3,7 @@ package embedded_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -424,6 +425,54 @@ func TestLastUseOfManySessionsIsFlushedInChunks(t *testing.T) {
 	for _, sess := range all {
 		if _, err := s.Get(ctx, sess.Prefix, sess.ID); err != nil {
 			t.Fatalf("session used before the restart: %v", err)
+		}
+	}
+}
+
+func TestTruncatedFileIsAClearError(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), embedded.FileName)
+	s := open(t, path, embedded.Options{})
+	var wg sync.WaitGroup
+	for w := range 20 { // concurrent adds share commits: a quicker fill
+		wg.Go(func() {
+			for i := range 100 {
+				if err := s.Add(ctx, testSession(time.Now(), fmt.Sprintf("User%d-%d", w, i), time.Hour)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	closeStore(t, s)
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cut anywhere: the store either says it is damaged, or (the cut
+	// took only unused, preallocated space) opens with every session.
+	for _, size := range []int64{0, 100, 4096 + 100, 16384, 65536, 131072, 262144, info.Size() / 2, info.Size() - 4096} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut := filepath.Join(t.TempDir(), embedded.FileName)
+		if err := os.WriteFile(cut, b[:size], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := embedded.Open(cut, embedded.Options{})
+		if err == nil {
+			n := s.Len()
+			s.Close()
+			if size == 0 || n == 2000 {
+				continue // an empty file is a new store
+			}
+			t.Fatalf("file cut to %d of %d bytes opened with %d of 2000 sessions, want an error", size, info.Size(), n)
+		}
+		t.Logf("cut to %d bytes: %v", size, err)
+		if !strings.Contains(err.Error(), cut) || !strings.Contains(err.Error(), "move it aside") {
+			t.Fatalf("file cut to %d bytes: %v, want an error naming the file and what to do", size, err)
 		}
 	}
 }
