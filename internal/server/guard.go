@@ -16,10 +16,11 @@ import (
 	"github.com/openqps/openqps/internal/qpsapi"
 )
 
-// guard wraps a listener's handler with what every request gets before
-// openqps looks at it: a deadline for its body, refusal of request shapes
-// a reverse proxy must never pass on, and recovery from a panic in the
-// handler (logged with its stack; the client gets a plain 500).
+// guard wraps a listener's handler with what every request gets around
+// openqps's own handling: a deadline for its body, refusal of request
+// shapes a reverse proxy must never pass on, recovery from a panic in the
+// handler (logged with its stack; the client gets a plain 500), and the
+// request metrics and API audit record once it is answered.
 type guard struct {
 	next http.Handler
 	log  *slog.Logger
@@ -63,15 +64,16 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // done counts and audits a finished request.
 func (g *guard) done(sw *statusWriter, r *http.Request, start time.Time, upgrade bool) {
 	status := sw.status
+	tunnelled := upgrade && (status == 0 || status == http.StatusSwitchingProtocols)
 	if status == 0 {
 		status = http.StatusOK // the handler wrote nothing: net/http answers 200
 	}
 	elapsed := time.Since(start)
 	switch {
 	case g.metrics == nil:
-	case g.frontend && upgrade:
+	case tunnelled:
 		// A websocket lasts as long as the user stays: its duration
-		// is no request latency.
+		// is no request latency. Refused upgrades are counted below.
 	case g.frontend:
 		g.metrics.Frontend(r.URL.Path).Observe(status, elapsed)
 	case !g.frontend:
