@@ -77,7 +77,8 @@ func (g *guard) done(sw *statusWriter, r *http.Request, start time.Time, upgrade
 	case !g.frontend:
 		g.metrics.API().Observe(status, elapsed)
 	}
-	if g.audit != nil {
+	// Health probes (a successful GET /qps/alive) are no audit events.
+	if g.audit != nil && !(status == http.StatusOK && strings.HasSuffix(r.URL.Path, "/alive")) {
 		caller := ""
 		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 			caller = r.TLS.VerifiedChains[0][0].Subject.String()
