@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/openqps/openqps/internal/config"
 	"github.com/openqps/openqps/internal/session"
@@ -23,11 +24,13 @@ func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (sessi
 		return session.NewMemory(session.WithMaxSessions(sc.MaxSessions)), nil
 	case "embedded":
 		path := filepath.Join(cfg.DataDir, embedded.FileName)
+		start := time.Now()
 		s, err := embedded.Open(path, embedded.Options{FlushInterval: sc.LastUseFlush, MaxSessions: sc.MaxSessions})
 		if err != nil {
 			return nil, err
 		}
-		log.Info("session store opened", "store", "embedded", "file", path, "sessions", s.Len())
+		log.Info("session store opened", "store", "embedded", "file", path, "sessions", s.Len(),
+			"load_ms", time.Since(start).Milliseconds())
 		return s, nil
 	case "redis":
 		rc := sc.Redis
