@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -769,4 +770,31 @@ func TestBodyTimeoutSparesSlowAnswers(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || body != "slow answer" {
 		t.Errorf("POST to a slow back end: %d %q", resp.StatusCode, body)
 	}
+}
+
+// TestAttackManyCookiesCostFewLookups: a header of hundreds of session
+// cookies costs a handful of store lookups, not hundreds.
+func TestAttackManyCookiesCostFewLookups(t *testing.T) {
+	counting := &attackCountingStore{}
+	o, _ := opsStart(t, func(s session.Store) session.Store { counting.Store = s; return counting })
+	req, _ := http.NewRequest(http.MethodGet, o.frontURL("/hub/"), nil)
+	req.Header.Set("Cookie", attackManyCookies(300))
+	before := counting.gets.Load()
+	resp, _ := do(t, o.browser(t), req)
+	if resp.StatusCode != http.StatusFound {
+		t.Errorf("status %d, want 302 to log in", resp.StatusCode)
+	}
+	if n := counting.gets.Load() - before; n > 4 {
+		t.Errorf("300 cookies cost %d store lookups", n)
+	}
+}
+
+type attackCountingStore struct {
+	session.Store
+	gets atomic.Int64
+}
+
+func (s *attackCountingStore) Get(ctx context.Context, prefix, id string) (session.Session, error) {
+	s.gets.Add(1)
+	return s.Store.Get(ctx, prefix, id)
 }

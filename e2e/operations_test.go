@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,8 +23,9 @@ import (
 )
 
 // opsStart runs openqps with its metrics listener and an audit file, on
-// a store that sweeps expired sessions every few milliseconds.
-func opsStart(t *testing.T) (*openqps, string) {
+// a store that sweeps expired sessions every few milliseconds; wrap, when
+// set, wraps that store.
+func opsStart(t *testing.T, wrap func(session.Store) session.Store) (*openqps, string) {
 	t.Helper()
 	be := newBackend(t)
 	auditFile := filepath.Join(t.TempDir(), "audit.log")
@@ -48,7 +51,11 @@ virtual_proxies:
 	clock := storetest.NewClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 	store := session.NewMemory(session.WithClock(clock.Now), session.WithSweepInterval(5*time.Millisecond))
 	t.Cleanup(func() { store.Close() })
-	srv, err := server.Start(context.Background(), server.Options{Config: cfg, Log: testLogger(t), Store: store, Now: clock.Now})
+	var st session.Store = store
+	if wrap != nil {
+		st = wrap(store)
+	}
+	srv, err := server.Start(context.Background(), server.Options{Config: cfg, Log: testLogger(t), Store: st, Now: clock.Now, AuditOut: testWriter{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +102,7 @@ func opsWaitFor(t *testing.T, o *openqps, line string) string {
 // their lives and checks the audit log and /metrics tell the story,
 // without a secret in either.
 func TestAuditLogAndMetricsOfALoginDay(t *testing.T) {
-	o, auditFile := opsStart(t)
+	o, auditFile := opsStart(t, nil)
 	ctx := context.Background()
 
 	id1, id2, idGone := randomHex(16), randomHex(16), randomHex(16)
@@ -211,7 +218,8 @@ func opsAuditEvents(t *testing.T, path string) map[string]int {
 }
 
 func TestHealthEndpoints(t *testing.T) {
-	o, _ := opsStart(t)
+	failing := &opsFailingStore{}
+	o, _ := opsStart(t, func(s session.Store) session.Store { failing.Store = s; return failing })
 	if code, body := opsGet(t, "http://"+o.MetricsAddr+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz: %d %q", code, body)
 	}
@@ -229,9 +237,36 @@ func TestHealthEndpoints(t *testing.T) {
 			t.Errorf("front end %s: %d %.100q", p, resp.StatusCode, body)
 		}
 	}
-	// When the store fails, /readyz says so.
-	o.Store.Close()
-	if code, _ := opsGet(t, "http://"+o.MetricsAddr+"/readyz"); code != 200 {
-		t.Logf("/readyz after the store closed: %d", code)
+	// When the store fails, /readyz and /metrics say so; /healthz does
+	// not, the process is still up.
+	failing.down.Store(true)
+	if code, body := opsGet(t, "http://"+o.MetricsAddr+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "session store") {
+		t.Errorf("/readyz with the store down: %d %q", code, body)
 	}
+	if code, body := opsGet(t, "http://"+o.MetricsAddr+"/metrics"); code != 200 || !strings.Contains(body, "openqps_store_up 0\n") {
+		t.Errorf("/metrics with the store down: %d, no openqps_store_up 0", code)
+	}
+	if code, _ := opsGet(t, "http://"+o.MetricsAddr+"/healthz"); code != 200 {
+		t.Errorf("/healthz with the store down: %d, want 200", code)
+	}
+}
+
+// opsFailingStore is a store whose reads fail while down is set.
+type opsFailingStore struct {
+	session.Store
+	down atomic.Bool
+}
+
+func (s *opsFailingStore) Get(ctx context.Context, prefix, id string) (session.Session, error) {
+	if s.down.Load() {
+		return session.Session{}, errors.New("store unreachable")
+	}
+	return s.Store.Get(ctx, prefix, id)
+}
+
+func (s *opsFailingStore) List(ctx context.Context, prefix string) ([]session.Session, error) {
+	if s.down.Load() {
+		return nil, errors.New("store unreachable")
+	}
+	return s.Store.List(ctx, prefix)
 }

@@ -249,10 +249,19 @@ func (p *Proxy) authenticateAnonymous(rq *request) error {
 
 // authenticateSession looks up the session named by the virtual proxy's
 // cookie and marks it used.
+//
+// At most maxSessionCookies values of the cookie are looked up: a browser
+// sends one, or a few when cookies of several paths or domains share the
+// name; hundreds in one header would make every request hundreds of store
+// lookups (network round trips with Redis).
 func (p *Proxy) authenticateSession(rq *request) error {
 	ctx := rq.r.Context()
 	var storeErr error
+	looked := 0
 	cookieValues(rq.r.Header["Cookie"], rq.vp.cookie(rq.scheme), func(id string) bool {
+		if looked++; looked > maxSessionCookies {
+			return true
+		}
 		s, err := p.store.Get(ctx, rq.vp.cfg.Prefix, id)
 		switch {
 		case err == nil:
@@ -272,6 +281,10 @@ func (p *Proxy) authenticateSession(rq *request) error {
 	}
 	return nil
 }
+
+// maxSessionCookies bounds the session cookie values one request may make
+// openqps look up.
+const maxSessionCookies = 4
 
 // redeemTicket turns a qlikTicket query parameter (any case, anywhere in
 // the query) into a session and sets its cookie on this very response.
