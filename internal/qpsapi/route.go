@@ -69,10 +69,19 @@ func parseRoute(escapedPath string) (route, error) {
 // /qps/[{prefix}/]session/{id}, a bearer secret, replaced by its
 // session.Redact hash.
 func RedactPath(p string) string {
-	i := strings.Index(strings.ToLower(p), "/session/")
-	if i < 0 || i+len("/session/") >= len(p) {
+	const marker = "/session/"
+	i := 0
+	for ; i+len(marker) <= len(p); i++ {
+		// EqualFold on the bytes themselves: strings.ToLower would
+		// change the length of a path holding invalid UTF-8, and the
+		// index would miss the id.
+		if strings.EqualFold(p[i:i+len(marker)], marker) {
+			break
+		}
+	}
+	if i+len(marker) >= len(p) {
 		return p
 	}
-	head, id := p[:i+len("/session/")], p[i+len("/session/"):]
+	head, id := p[:i+len(marker)], p[i+len(marker):]
 	return head + "sha256:" + session.Redact(strings.TrimSuffix(id, "/"))
 }
