@@ -127,6 +127,12 @@ func TestAuditLogAndMetricsOfALoginDay(t *testing.T) {
 	if resp, _ := get(t, o.browser(t), o.frontURL("/sessionvp/%2e%2e/qrs/about")); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("path trick: %d", resp.StatusCode)
 	}
+	// A refused request carrying a ticket in its query: the ticket is
+	// not logged.
+	tk2 := o.ticketFor(t, "", "Erin")
+	if answers := attackSend(t, o.FrontendAddr, o.frontTLS(), "GET https://localhost/hub/?qlikTicket="+tk2+" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"); len(answers) == 0 || answers[0].resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("absolute-form request: %v", answers)
+	}
 	if _, err := o.API.LogoutUser(ctx, "sessionvp", "DOMAIN", "Bob"); err != nil {
 		t.Fatal(err)
 	}
@@ -140,21 +146,21 @@ func TestAuditLogAndMetricsOfALoginDay(t *testing.T) {
 	for _, want := range []string{
 		`openqps_events_total{event="session.added"} 3`,
 		`openqps_events_total{event="session.deleted"} 1`,
-		`openqps_events_total{event="ticket.issued"} 1`,
+		`openqps_events_total{event="ticket.issued"} 2`,
 		`openqps_events_total{event="ticket.redeemed"} 1`,
 		`openqps_events_total{event="ticket.rejected"} 1`,
 		`openqps_events_total{event="user.logged_out"} 1`,
 		`openqps_events_total{event="api.rejected"} 1`,
 		`openqps_frontend_requests_total{vp="",code="2xx"} 1`,
 		`openqps_frontend_requests_total{vp="",code="3xx"} 1`,
-		`openqps_frontend_requests_total{vp="",code="4xx"} 1`,
+		`openqps_frontend_requests_total{vp="",code="4xx"} 2`,
 		`openqps_frontend_requests_total{vp="sessionvp",code="4xx"} 1`,
 		`openqps_sessions_active{vp="sessionvp"} 0`,
 		`openqps_store_up 1`,
 		`# TYPE openqps_store_probe_duration_seconds gauge`,
 		`# TYPE openqps_frontend_request_duration_seconds histogram`,
-		`openqps_frontend_request_duration_seconds_count{vp=""} 3`,
-		`openqps_api_requests_total{code="2xx"} 6`,
+		`openqps_frontend_request_duration_seconds_count{vp=""} 4`,
+		`openqps_api_requests_total{code="2xx"} 7`,
 		`openqps_api_requests_total{code="4xx"} 1`,
 		`openqps_upstream_responses_total{vp="",code="2xx"} 1`,
 		`openqps_upstream_response_duration_seconds_count{vp=""} 1`,
@@ -179,7 +185,7 @@ func TestAuditLogAndMetricsOfALoginDay(t *testing.T) {
 		}
 	}
 	raw, _ := os.ReadFile(auditFile)
-	for _, secret := range []string{id1, id2, idGone, tk} {
+	for _, secret := range []string{id1, id2, idGone, tk, tk2} {
 		if bytes.Contains(raw, []byte(secret)) {
 			t.Errorf("the audit log contains the secret %s", secret)
 		}

@@ -170,8 +170,9 @@ func (g *guard) recover(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *guard) refuse(w http.ResponseWriter, r *http.Request, status int, msg, detail string) {
+	target, _, _ := strings.Cut(r.RequestURI, "?") // the query may hold a ticket
 	g.log.Warn("request rejected", "event", "frontend.rejected", "listener", g.listener, "status", status,
-		"method", r.Method, "target", r.RequestURI, "error", msg, "detail", detail, "remote", r.RemoteAddr)
+		"method", r.Method, "target", target, "error", msg, "detail", detail, "remote", r.RemoteAddr)
 	w.Header().Set("Connection", "close")
 	writeRefusal(w, r, status, msg, detail)
 }
