@@ -237,6 +237,7 @@ func attackFrontendRows() []attackRow {
 
 		// Cross-site websocket hijacking: a page elsewhere opens a
 		// websocket with the user's cookie.
+		{name: "spoofed identity on a websocket upgrade", raw: getWith("/app/", "Cookie: {cookie}\r\n", "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "X-Qlik-User: UserDirectory={mark}\r\nX_Qlik_Security: Group={mark}\r\nX-Forwarded-For: {mark}\r\nForwarded: for={mark}\r\n"), want: served},
 		{name: "websocket from a foreign origin", raw: getWith("/app/{mark}", "Cookie: {cookie}\r\n", "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "Origin: https://evil.example\r\n"), want: forbidden},
 		{name: "websocket from a look-alike origin", raw: getWith("/app/{mark}", "Cookie: {cookie}\r\n", "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "Origin: https://localhost.evil.example\r\n"), want: forbidden},
 		{name: "websocket from an origin with userinfo", raw: getWith("/app/{mark}", "Cookie: {cookie}\r\n", "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "Origin: https://localhost@evil.example\r\n"), want: forbidden},
