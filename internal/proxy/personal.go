@@ -40,17 +40,26 @@ type personalUser struct {
 	UserName      string `json:"userName,omitempty"`
 	LogoutURI     string `json:"logoutUri,omitempty"`
 	Session       string `json:"session,omitempty"`
+	LoginURI      string `json:"loginUri,omitempty"`
 }
 
 func (p *Proxy) currentUser(rq *request) {
 	if !rq.authed {
-		writeJSON(rq.w, http.StatusOK, personalUser{Session: "inactive"})
+		user := personalUser{Session: "inactive"}
+		if !p.offerLogin(rq, &user) {
+			return
+		}
+		writeJSON(rq.w, http.StatusOK, user)
 		return
 	}
 	s := rq.session
 	if s.UserDirectory == anonymousDirectory && rq.vp.cfg.Auth.AnonymousAccess != config.AnonymousNone {
 		// QPS shows an anonymous user with an inactive session.
-		writeJSON(rq.w, http.StatusOK, personalUser{UserDirectory: s.UserDirectory, UserID: s.UserID, Session: "inactive"})
+		user := personalUser{UserDirectory: s.UserDirectory, UserID: s.UserID, Session: "inactive"}
+		if !p.offerLogin(rq, &user) {
+			return
+		}
+		writeJSON(rq.w, http.StatusOK, user)
 		return
 	}
 	writeJSON(rq.w, http.StatusOK, personalUser{
@@ -59,6 +68,30 @@ func (p *Proxy) currentUser(rq *request) {
 		UserName:      s.UserID,
 		LogoutURI:     rq.scheme + "://" + rq.r.Host + "/" + prefixSlash(s.Prefix) + "qps/user",
 	})
+}
+
+// offerLogin sets user.LoginURI, as QPS does, when the request names a
+// targetUri on this proxy and the virtual proxy has an authentication
+// module: the address that logs the browser in and returns it there. A
+// targetUri elsewhere gets no loginUri (no open redirect). It returns
+// false when it answered the request itself (the store failed).
+func (p *Proxy) offerLogin(rq *request, user *personalUser) bool {
+	raw, _, found := queryParamFold(rq.r.URL.RawQuery, "targeturi")
+	if !found || rq.vp.cfg.AuthenticationModuleRedirectURI == "" || !rq.routes.hostAllowed(rq.r.Host, rq.vp) {
+		return true
+	}
+	target, err := p.allowedTarget(rq, "targetUri", raw)
+	if err != nil {
+		p.log.Info("login offer refused", "event", "frontend.target_refused", "vp", rq.vp.cfg.Prefix, "reason", err.Error(), "remote", rq.r.RemoteAddr)
+		return true
+	}
+	login, err := p.loginURL(rq, target)
+	if err != nil {
+		p.storeFailed(rq, err)
+		return false
+	}
+	user.LoginURI = login
+	return true
 }
 
 func (p *Proxy) logout(rq *request) {

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -246,29 +245,15 @@ func (p *Proxy) challenge(rq *request) {
 		p.reject(rq, http.StatusBadRequest, "reloadUri not allowed", err.Error())
 		return
 	}
-	target := session.Target{
-		ID:      newGUID(),
-		Prefix:  vp.cfg.Prefix,
-		URI:     uri,
-		Expires: p.opts.Now().Add(rq.routes.cfg.Sessions.TargetTTL),
-	}
-	if err := p.store.PutTarget(rq.r.Context(), target); err != nil {
+	loc, err := p.loginURL(rq, uri)
+	if err != nil {
 		p.storeFailed(rq, err)
 		return
 	}
-	login := vp.cfg.AuthenticationModuleRedirectURI
-	if strings.HasPrefix(login, "/") {
-		login = rq.scheme + "://" + rq.r.Host + login
-	}
-	sep := "?"
-	if strings.Contains(login, "?") {
-		sep = "&"
-	}
-	loc := login + sep + "proxyRestUri=" + url.QueryEscape(p.proxyRestURI(rq)) + "&targetId=" + url.QueryEscape(target.ID)
 	rq.w.Header().Set("Location", loc)
 	rq.w.Header().Set("Cache-Control", "no-store")
 	rq.w.WriteHeader(http.StatusFound)
-	p.log.Debug("sent to login module", "vp", vp.cfg.Prefix, "target", session.Redact(target.ID))
+	p.log.Debug("sent to login module", "vp", vp.cfg.Prefix)
 }
 
 // originalURL is the exact URL the browser asked for.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/openqps/openqps/internal/session"
 )
 
 // loginTarget is the URL a browser returns to after logging in: the URL
@@ -18,14 +20,20 @@ func (p *Proxy) loginTarget(rq *request) (string, error) {
 	if !found {
 		return p.originalURL(rq), nil
 	}
+	return p.allowedTarget(rq, "reloadUri", raw)
+}
+
+// allowedTarget checks a URL-encoded target a browser asked to return to
+// (the query parameter param) and returns it absolute.
+func (p *Proxy) allowedTarget(rq *request, param, raw string) (string, error) {
 	reload, err := url.QueryUnescape(raw)
 	if err != nil {
-		return "", fmt.Errorf("reloadUri is not URL-encoded")
+		return "", fmt.Errorf("%s is not URL-encoded", param)
 	}
 	if strings.IndexFunc(reload, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) >= 0 {
 		// Control characters would end up in a Location header;
 		// browsers read a backslash as a slash ("/\\evil.example").
-		return "", fmt.Errorf("reloadUri contains a control character or a backslash")
+		return "", fmt.Errorf("%s contains a control character or a backslash", param)
 	}
 	if strings.HasPrefix(reload, "/") && !strings.HasPrefix(reload, "//") {
 		base := rq.scheme + "://" + rq.r.Host
@@ -37,13 +45,39 @@ func (p *Proxy) loginTarget(rq *request) (string, error) {
 	u, err := url.Parse(reload)
 	switch {
 	case err != nil, u.Host == "", u.User != nil, u.Scheme != "https" && u.Scheme != "http":
-		return "", fmt.Errorf("reloadUri must be a path on this proxy or an http(s) URL of one of its hosts; %q is neither", reload)
+		return "", fmt.Errorf("%s must be a path on this proxy or an http(s) URL of one of its hosts; %q is neither", param, reload)
 	case u.Scheme == "http" && rq.scheme == "https":
 		// The ticket the login module appends would cross the network
 		// in clear text.
-		return "", fmt.Errorf("reloadUri %q is plain http while this request came over https", reload)
+		return "", fmt.Errorf("%s %q is plain http while this request came over https", param, reload)
 	case !rq.routes.hostAllowed(u.Host, rq.vp):
-		return "", fmt.Errorf("reloadUri host %q is not a name of this proxy; add it to the virtual proxy's websocket_origin_allow_list", hostOnly(u.Host))
+		return "", fmt.Errorf("%s host %q is not a name of this proxy; add it to the virtual proxy's websocket_origin_allow_list", param, hostOnly(u.Host))
 	}
 	return u.String(), nil
+}
+
+// loginURL stores a target for uri and returns the address of the virtual
+// proxy's authentication module that logs the browser in and sends it
+// back there: the module gets proxyRestUri (where to ask for a ticket) and
+// targetId (which the ticket API turns into TargetUri).
+func (p *Proxy) loginURL(rq *request, uri string) (string, error) {
+	vp := rq.vp
+	target := session.Target{
+		ID:      newGUID(),
+		Prefix:  vp.cfg.Prefix,
+		URI:     uri,
+		Expires: p.opts.Now().Add(rq.routes.cfg.Sessions.TargetTTL),
+	}
+	if err := p.store.PutTarget(rq.r.Context(), target); err != nil {
+		return "", err
+	}
+	login := vp.cfg.AuthenticationModuleRedirectURI
+	if strings.HasPrefix(login, "/") {
+		login = rq.scheme + "://" + rq.r.Host + login
+	}
+	sep := "?"
+	if strings.Contains(login, "?") {
+		sep = "&"
+	}
+	return login + sep + "proxyRestUri=" + url.QueryEscape(p.proxyRestURI(rq)) + "&targetId=" + url.QueryEscape(target.ID), nil
 }
