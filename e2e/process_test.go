@@ -52,20 +52,6 @@ func (l *pxLog) String() string {
 	return l.buf.String()
 }
 
-// pxBuild builds the openqps binary into a test directory.
-func pxBuild(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "openqps")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/openqps").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // pxFreeAddr returns a loopback address that was free a moment ago.
 func pxFreeAddr(t *testing.T) string {
 	ln := listenLoopback(t)
@@ -153,7 +139,7 @@ func pxVP(prefix, backend, timeout string) string {
 // sessions and an open websocket live on; a broken file or a change that
 // needs a restart is rejected and the old configuration keeps serving.
 func TestProcessReloadKeepsSessionsAndWebsockets(t *testing.T) {
-	bin := pxBuild(t)
+	bin := storesBuild(t)
 	echo := pxNewEchoServer(t)
 	plain := newBackend(t)
 	p := pxStartProcess(t, bin, pxVP("sessionvp", echo.URL, "30m"))
@@ -258,7 +244,7 @@ func TestProcessReloadKeepsSessionsAndWebsockets(t *testing.T) {
 // flight completes, open websockets get OnSessionClosed, the process
 // exits cleanly and its pid file is gone.
 func TestProcessSIGTERMDrainsInFlightRequests(t *testing.T) {
-	bin := pxBuild(t)
+	bin := storesBuild(t)
 	started := make(chan struct{}, 1)
 	slow := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
