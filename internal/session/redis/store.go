@@ -501,6 +501,26 @@ func (s *Store) Count(ctx context.Context, prefix string) (int, error) {
 
 var _ session.Counter = (*Store)(nil)
 
+// fetchJSON runs cmd, a GET or GETDEL of one key, and decodes its JSON
+// value: ErrNotFound when the key is absent, ErrUnavailable-wrapped errors
+// when Redis is, and an error naming what when the value is damaged.
+func fetchJSON[T any](ctx context.Context, s *Store, cmd rueidis.Completed, op, what string) (T, error) {
+	var v T
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	raw, err := s.client.Do(ctx, cmd).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		return v, session.ErrNotFound
+	}
+	if err != nil {
+		return v, s.unavailable(op, err)
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, fmt.Errorf("%s in redis is damaged: %w", what, err)
+	}
+	return v, nil
+}
+
 // PutTicket stores the ticket until it expires.
 func (s *Store) PutTicket(ctx context.Context, t session.Ticket) error {
 	if t.Expires.IsZero() {
@@ -513,18 +533,10 @@ func (s *Store) PutTicket(ctx context.Context, t session.Ticket) error {
 // TakeTicket returns the ticket and deletes it with GETDEL: of two nodes
 // redeeming the same ticket at once, one gets it.
 func (s *Store) TakeTicket(ctx context.Context, id string) (session.Ticket, error) {
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
-	v, err := s.client.Do(ctx, s.client.B().Getdel().Key(s.keys.ticket(id)).Build()).ToString()
-	if rueidis.IsRedisNil(err) {
-		return session.Ticket{}, session.ErrNotFound
-	}
+	tj, err := fetchJSON[ticketJSON](ctx, s, s.client.B().Getdel().Key(s.keys.ticket(id)).Build(),
+		"take ticket", "ticket "+session.Redact(id))
 	if err != nil {
-		return session.Ticket{}, s.unavailable("take ticket", err)
-	}
-	var tj ticketJSON
-	if err := json.Unmarshal([]byte(v), &tj); err != nil {
-		return session.Ticket{}, fmt.Errorf("ticket %s in redis is damaged: %w", session.Redact(id), err)
+		return session.Ticket{}, err
 	}
 	t := session.Ticket{ID: id, Prefix: tj.Prefix, UserDirectory: tj.Directory, UserID: tj.User,
 		Attributes: tj.Attributes.list(), TargetURI: tj.TargetURI, Expires: time.UnixMilli(tj.Expires).UTC()}
@@ -545,18 +557,10 @@ func (s *Store) PutTarget(ctx context.Context, t session.Target) error {
 
 // GetTarget returns the live target.
 func (s *Store) GetTarget(ctx context.Context, id string) (session.Target, error) {
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
-	v, err := s.client.Do(ctx, s.client.B().Get().Key(s.keys.target(id)).Build()).ToString()
-	if rueidis.IsRedisNil(err) {
-		return session.Target{}, session.ErrNotFound
-	}
+	tj, err := fetchJSON[targetJSON](ctx, s, s.client.B().Get().Key(s.keys.target(id)).Build(),
+		"get target", "target "+id)
 	if err != nil {
-		return session.Target{}, s.unavailable("get target", err)
-	}
-	var tj targetJSON
-	if err := json.Unmarshal([]byte(v), &tj); err != nil {
-		return session.Target{}, fmt.Errorf("target %s in redis is damaged: %w", id, err)
+		return session.Target{}, err
 	}
 	t := session.Target{ID: id, Prefix: tj.Prefix, URI: tj.URI, Expires: time.UnixMilli(tj.Expires).UTC()}
 	if !s.opts.Now().Before(t.Expires) {
