@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/gcpace"
 	"github.com/openqps/openqps/internal/server"
 	"github.com/openqps/openqps/internal/session"
 )
@@ -56,6 +57,7 @@ func main() {
 	if !*serve {
 		return
 	}
+	defer gcpace.Start(0, 0).Stop() // as openqps serve does
 	url, stop := serveFrontend(store)
 	defer stop()
 	fmt.Printf("ready %s X-Qlik-Session-bench=%s\n", url, probe)

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/gcpace"
 	"github.com/openqps/openqps/internal/server"
 )
 
@@ -32,6 +33,7 @@ func serveCommand() *cobra.Command {
 				cfg.DataDir = dataDir
 			}
 			log, logLevel := newLogger(cfg.Log)
+			defer gcpace.Start(0, 0).Stop()
 			if cpuProfile != "" {
 				stopProfile, err := startCPUProfile(cpuProfile)
 				if err != nil {
