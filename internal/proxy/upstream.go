@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/openqps/openqps/internal/rawsock"
 )
 
 // upstream is the RoundTripper openqps forwards through: HTTP/1.1 with
@@ -206,6 +208,7 @@ func (u *upstream) dial(ctx context.Context, scheme, host, key string) (*upstrea
 	if err != nil {
 		return nil, err
 	}
+	conn = rawsock.Wrap(conn) // the back-end half of every proxied request
 	if scheme == "https" {
 		cfg := u.tlsConfig.Clone()
 		if cfg == nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/openqps/openqps/internal/pki"
 	"github.com/openqps/openqps/internal/proxy"
 	"github.com/openqps/openqps/internal/qpsapi"
+	"github.com/openqps/openqps/internal/rawsock"
 	"github.com/openqps/openqps/internal/session"
 )
 
@@ -185,9 +186,12 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	feTLS := s.Certs.ServerTLS()
 	feHandler := &guard{next: s.Frontend, log: log, listener: "front end", bodyTimeout: cfg.Timeouts.RequestBody,
 		metrics: s.Metrics, frontend: true}
-	s.serve(&http.Server{Handler: feHandler, TLSConfig: feTLS}, tls.NewListener(feLn, feTLS), "front end")
+	// The front end's connections carry every proxied request: their
+	// reads and writes skip the scheduler's system-call bookkeeping
+	// (rawsock explains why and what it saves).
+	s.serve(&http.Server{Handler: feHandler, TLSConfig: feTLS}, tls.NewListener(rawsock.Listener{Listener: feLn}, feTLS), "front end")
 	if httpLn != nil {
-		s.serve(&http.Server{Handler: feHandler}, httpLn, "plain-HTTP front end")
+		s.serve(&http.Server{Handler: feHandler}, rawsock.Listener{Listener: httpLn}, "plain-HTTP front end")
 		log.Info("plain-HTTP front end listening", "addr", "http://"+displayAddr(s.HTTPAddr))
 	}
 
