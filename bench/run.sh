@@ -88,8 +88,9 @@ http {
 }
 NGINX
   taskset -c 0 nginx -c "$tmp/nginx/nginx.conf" -g 'daemon off;' &
-  pids+=($!)
+  NG=$!; pids+=($NG)
   waitport $NP
+  NGW=$(pgrep -P $NG | head -1) # the worker, which does the proxying
   [ -z "${TARGETS:-}" ] && targets="$targets nginx"
 fi
 
@@ -109,7 +110,14 @@ cookie() {
     *) echo "X-Qlik-Session-bench=$SID" ;;
   esac
 }
-cpu_ticks() { awk '{print $14+$15}' /proc/$OQ/stat; }
+# cpu_ticks TARGET: CPU time so far of the proxy a target goes through.
+cpu_ticks() {
+  case $1 in
+    openqps*) awk '{print $14+$15}' /proc/$OQ/stat ;;
+    nginx) awk '{print $14+$15}' /proc/$NGW/stat ;;
+    *) echo 0 ;;
+  esac
+}
 
 # Check that the authenticated path really reaches the back end first.
 for t in $targets; do
@@ -123,9 +131,9 @@ echo -e "round\ttarget\trps\tp50\tp99\tcpu_us" > "$results"
 hz=$(getconf CLK_TCK)
 for r in $(seq "$ROUNDS"); do
   for t in $targets; do
-    before=$(cpu_ticks)
+    before=$(cpu_ticks $t)
     out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" --latency -H "Cookie: $(cookie $t)" "$(url $t)")
-    after=$(cpu_ticks)
+    after=$(cpu_ticks $t)
     python3 - "$r" "$t" "$before" "$after" "$hz" >> "$results" <<PY
 import re, sys
 out = """$out"""
@@ -141,7 +149,7 @@ p50 = dur(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)); p99 = dur(re.searc
 errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 if errs: sys.exit(f"{t}: {errs.group(1)} non-2xx answers")
 cpu = ""
-if t.startswith("openqps"):
+if t.startswith("openqps") or t == "nginx":
     cpu = "%.1f" % ((after - before) / hz * 1e6 / total)
 print(f"{r}\t{t}\t{rps:.0f}\t{p50:.3f}\t{p99:.3f}\t{cpu}")
 PY

@@ -6,6 +6,7 @@ package main
 
 import (
 	"flag"
+	"io"
 	"log"
 	"net/http"
 	"strconv"
@@ -31,7 +32,10 @@ func main() {
 		w.Write(body)
 	})
 	if *tlsAddr != "" {
-		go func() { log.Fatal(http.ListenAndServeTLS(*tlsAddr, *cert, *key, h)) }()
+		// wrk drops its connections mid-handshake when a run ends: no
+		// line per such connection.
+		srv := &http.Server{Addr: *tlsAddr, Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
+		go func() { log.Fatal(srv.ListenAndServeTLS(*cert, *key)) }()
 	}
 	log.Fatal(http.ListenAndServe(*addr, h))
 }

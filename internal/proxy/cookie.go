@@ -36,7 +36,7 @@ func withoutCookie(headers []string, name string) []string {
 	var out []string
 	for _, h := range headers {
 		var b strings.Builder
-		b.Grow(len(h) + 16) // "; " may replace a bare ";"
+		size := len(h) + 16 // "; " may replace a bare ";"
 		for h != "" {
 			var part string
 			part, h, _ = strings.Cut(h, ";")
@@ -46,6 +46,8 @@ func withoutCookie(headers []string, name string) []string {
 			}
 			if b.Len() > 0 {
 				b.WriteString("; ")
+			} else {
+				b.Grow(size) // only once a cookie is kept: often none is
 			}
 			b.WriteString(part)
 		}

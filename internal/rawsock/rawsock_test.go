@@ -171,3 +171,16 @@ func TestPeerCloseAndResetAreReported(t *testing.T) {
 		t.Fatalf("writing to a reset peer = %v, want ECONNRESET or EPIPE", err2)
 	}
 }
+
+func TestReadAndWriteAllocateNothing(t *testing.T) {
+	client, server := pair(t)
+	msg := []byte("ping")
+	buf := make([]byte, 16)
+	allocs := testing.AllocsPerRun(100, func() {
+		client.Write(msg)
+		io.ReadFull(server, buf[:len(msg)])
+	})
+	if allocs != 0 {
+		t.Errorf("a Write and a Read allocate %.1f objects, want 0", allocs)
+	}
+}
