@@ -91,7 +91,7 @@ NGINX
   NG=$!; pids+=($NG)
   waitport $NP
   NGW=$(pgrep -P $NG | head -1) # the worker, which does the proxying
-  [ -z "${TARGETS:-}" ] && targets="$targets nginx"
+  [ -z "${TARGETS:-}" ] && targets="direct openqps nginx direct-tls openqps-tls"
 fi
 
 url() {
@@ -161,19 +161,30 @@ echo "openqps load benchmark: $ROUNDS rounds x $DURATION, wrk -t1 -c$CONNS, serv
 python3 - "$results" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+def val(t, r, k):
+    for row in rows:
+        if row["target"] == t and row["round"] == r and row[k] != "":
+            return float(row[k])
+    return None
 def med(t, k):
     v = [float(r[k]) for r in rows if r["target"] == t and r[k] != ""]
     return statistics.median(v) if v else None
+rounds = sorted({r["round"] for r in rows}, key=int)
 base = {"direct": "direct", "openqps": "direct", "nginx": "direct", "direct-tls": "direct-tls", "openqps-tls": "direct-tls"}
-print(f"{'target':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'p99 added':>10} {'proxy CPU/req':>14}")
+# Ratios and added p99 are taken within each round, against the direct run
+# made moments before, then the median over rounds: a machine that slows
+# down for a while slows both sides of a round alike.
+print(f"{'target':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'(rounds)':>11} {'p99 added':>10} {'proxy CPU/req':>14}")
 for t in ["direct", "openqps", "nginx", "direct-tls", "openqps-tls"]:
     rps = med(t, "rps")
     if rps is None: continue
     b = base[t]
-    ratio = rps / med(b, "rps")
-    added = med(t, "p99") - med(b, "p99")
+    ratios = [val(t, r, "rps") / val(b, r, "rps") for r in rounds if val(t, r, "rps") and val(b, r, "rps")]
+    added = [val(t, r, "p99") - val(b, r, "p99") for r in rounds if val(t, r, "p99") is not None and val(b, r, "p99") is not None]
+    spread = f"{min(ratios):.2f}-{max(ratios):.2f}" if len(ratios) > 1 else ""
     cpu = med(t, "cpu_us")
-    print(f"{t:<12} {rps:>9.0f} {med(t,'p50'):>8.3f} {med(t,'p99'):>8.3f} {ratio:>6.2f} {added:>9.3f}ms {('%.1f us' % cpu) if cpu else '':>14}")
+    print(f"{t:<12} {rps:>9.0f} {med(t,'p50'):>8.3f} {med(t,'p99'):>8.3f} {statistics.median(ratios):>6.2f} {spread:>11} "
+          f"{statistics.median(added):>8.3f}ms {('%.1f us' % cpu) if cpu else '':>14}")
 PY
 
 if [ "${APILOAD:-1}" = 1 ]; then
