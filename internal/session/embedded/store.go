@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -110,9 +111,11 @@ func Open(path string, o Options) (*Store, error) {
 	return s, nil
 }
 
-// openBolt opens the file. bolt panics on some damage (a truncated
-// file); that becomes an error.
+// openBolt opens the file. bolt panics on some damage, and reading a
+// page past the end of a truncated file faults (SIGBUS) in bolt's memory
+// map, which would end the process: both become an error.
 func openBolt(path string) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			db, err = nil, fmt.Errorf("%v", r)
@@ -144,8 +147,10 @@ func damaged(path string, err error) error {
 
 // load fills the memory store from the file, in one read transaction,
 // then removes from the file what has expired. bolt panics on some kinds
-// of damage; that is reported as a damaged file, not a crash.
+// of damage, and a truncated file faults in its memory map (see
+// openBolt); that is reported as a damaged file, not a crash.
 func (s *Store) load(now time.Time) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = damaged(s.path, fmt.Errorf("%v", r))
@@ -245,40 +250,59 @@ func (s *Store) loadSessions(b *bolt.Bucket, now time.Time) (expired [][]byte, e
 			first = err
 		}
 	}
+	// decode adds a batch's sessions to memory. A fault reading a damaged
+	// file's memory map becomes an error here too (see openBolt): these
+	// goroutines are not the caller's, whose recover cannot see them.
+	decode := func(batch []record) {
+		defer func() {
+			if r := recover(); r != nil {
+				fail(fmt.Errorf("%v", r))
+			}
+		}()
+		for _, r := range batch {
+			sess, err := decodeSession(r.k, r.v)
+			if err != nil {
+				fail(fmt.Errorf("key %q: %w", r.k, err))
+				continue
+			}
+			if sess.Expired(now) {
+				k := bytes.Clone(r.k) // before locking: the read may fault
+				mu.Lock()
+				expired = append(expired, k)
+				mu.Unlock()
+				continue
+			}
+			if err := s.Memory.Add(context.Background(), sess); err != nil {
+				fail(err)
+			}
+		}
+	}
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
+			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 			for batch := range batches {
-				for _, r := range batch {
-					sess, err := decodeSession(r.k, r.v)
-					if err != nil {
-						fail(fmt.Errorf("key %q: %w", r.k, err))
-						continue
-					}
-					if sess.Expired(now) {
-						mu.Lock()
-						expired = append(expired, bytes.Clone(r.k))
-						mu.Unlock()
-						continue
-					}
-					if err := s.Memory.Add(context.Background(), sess); err != nil {
-						fail(err)
-					}
-				}
+				decode(batch)
 			}
 		})
 	}
-	batch := make([]record, 0, loadBatch)
-	b.ForEach(func(k, v []byte) error {
-		batch = append(batch, record{k, v})
-		if len(batch) == loadBatch {
-			batches <- batch
-			batch = make([]record, 0, loadBatch)
-		}
-		return nil
-	})
-	batches <- batch
-	close(batches)
-	wg.Wait()
+	func() {
+		// Also when reading panics (damage): the workers must be done
+		// before the transaction, and with it the memory map, goes away.
+		defer func() {
+			close(batches)
+			wg.Wait()
+		}()
+		batch := make([]record, 0, loadBatch)
+		b.ForEach(func(k, v []byte) error {
+			batch = append(batch, record{k, v})
+			if len(batch) == loadBatch {
+				batches <- batch
+				batch = make([]record, 0, loadBatch)
+			}
+			return nil
+		})
+		batches <- batch
+	}()
 	return expired, first
 }
 
