@@ -254,6 +254,7 @@ if [ "${SCALE:-1}" = 1 ]; then
   echo "scale: memory store, sessions with two group attributes (bench/scale; one process per line)"
   go build -o "$tmp/scale" ./bench/scale
   for n in 0 100000 1000000; do taskset -c 0 "$tmp/scale" -sessions $n | sed 's/^/  /'; done
-  echo "front-end latency with 1k vs 1M live sessions (HTTPS, wrk -c$CONNS on core 1, $ROUNDS alternating rounds):"
-  taskset -c 0 "$tmp/scale" -compare 1000,1000000 -rounds "$ROUNDS" -d "$DURATION" -c "$CONNS" | sed 's/^/  /'
+  SCALE_ROUNDS=${SCALE_ROUNDS:-5}
+  echo "front-end latency with 1k vs 1M live sessions (HTTPS, wrk -c$CONNS on core 1, $SCALE_ROUNDS alternating rounds):"
+  taskset -c 0 "$tmp/scale" -compare 1000,1000000 -rounds "$SCALE_ROUNDS" -d "$DURATION" -c "$CONNS" | sed 's/^/  /'
 fi

@@ -211,8 +211,16 @@ func compareLatency(counts []string, rounds int, duration string, conns int) {
 	for _, c := range children {
 		fmt.Printf("sessions=%s p50=%.2fms p99=%.2fms (medians of %d rounds)\n", c.n, median(c.p50), median(c.p99), rounds)
 	}
+	// The ratio is taken within each round, between runs made one after
+	// the other, then the median over rounds: a machine that slows down
+	// for a while slows both runs of a round alike.
 	first, last := children[0], children[len(children)-1]
-	fmt.Printf("p99 with %s sessions / p99 with %s = %.2f\n", last.n, first.n, median(last.p99)/median(first.p99))
+	ratios := make([]float64, rounds)
+	for i := range ratios {
+		ratios[i] = last.p99[i] / first.p99[i]
+	}
+	fmt.Printf("p99 with %s sessions / p99 with %s = %.2f (median of the rounds' ratios, %.2f-%.2f)\n",
+		last.n, first.n, median(ratios), slices.Min(ratios), slices.Max(ratios))
 }
 
 var latencyLine = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$`)
