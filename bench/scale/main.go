@@ -57,7 +57,7 @@ func main() {
 	if !*serve {
 		return
 	}
-	defer gcpace.Start(0, 0).Stop() // as openqps serve does
+	defer gcpace.Start().Stop() // as openqps serve does
 	url, stop := serveFrontend(store)
 	defer stop()
 	fmt.Printf("ready %s X-Qlik-Session-bench=%s\n", url, probe)

@@ -33,7 +33,7 @@ func serveCommand() *cobra.Command {
 				cfg.DataDir = dataDir
 			}
 			log, logLevel := newLogger(cfg.Log)
-			defer gcpace.Start(0, 0).Stop()
+			defer gcpace.Start().Stop()
 			if cpuProfile != "" {
 				stopProfile, err := startCPUProfile(cpuProfile)
 				if err != nil {

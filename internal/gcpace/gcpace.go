@@ -33,62 +33,51 @@ import (
 	"sync"
 )
 
-// heapFloor is the smallest live heap Percent reckons with, Go's own
-// minimum heap: before the first cycle the live heap reads 0.
-const heapFloor = 4 << 20
-
-// Defaults for a Pacer's bounds.
+// The garbage a cycle may leave: as much as is live, but at least
+// minGarbage and at most maxGarbage bytes, and never less than
+// minPercent of the live heap. heapFloor is the smallest live heap this
+// reckons with, Go's own minimum heap: before the first cycle the live
+// heap reads 0.
 const (
-	DefaultMin        = 32 << 20
-	DefaultMax        = 64 << 20
-	DefaultMinPercent = 25
+	minGarbage = 32 << 20
+	maxGarbage = 64 << 20
+	minPercent = 25
+	heapFloor  = 4 << 20
 )
 
 // Pacer retunes the garbage collector after each cycle. The GC percentage
 // is process-wide: run one Pacer at a time.
 type Pacer struct {
-	min, max   uint64
-	minPercent int
-
 	mu       sync.Mutex // guards the fields below; orders retunes against Stop
 	stopped  bool
 	original int // the percentage Start found
 	percent  int // the last percentage a retune set; 0 before the first
 }
 
-// Start starts pacing with the given bounds (zero values take the
-// defaults) and returns the Pacer; Stop restores the GC percentage it
-// found. When the GOGC or GOMEMLIMIT environment variable is set, the
-// operator has chosen, and Start returns nil: a nil Pacer's methods do
-// nothing.
-func Start(lo, hi uint64) *Pacer {
+// Start starts pacing and returns the Pacer; Stop restores the GC
+// percentage it found. When the GOGC or GOMEMLIMIT environment variable
+// is set, the operator has chosen, and Start returns nil: a nil Pacer's
+// methods do nothing.
+func Start() *Pacer {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return nil
 	}
-	if lo == 0 {
-		lo = DefaultMin
-	}
-	if hi == 0 {
-		hi = DefaultMax
-	}
-	p := &Pacer{min: lo, max: max(lo, hi), minPercent: DefaultMinPercent}
+	p := &Pacer{}
 	p.mu.Lock()
-	p.original = debug.SetGCPercent(p.target())
+	p.original = debug.SetGCPercent(Percent(liveHeap()))
 	p.mu.Unlock()
 	p.arm()
 	return p
 }
 
-// Percent is the GC percentage that lets a heap with live bytes live
-// grow by as many bytes of garbage, clamped to [lo, hi], and by at least
-// minPercent of live.
-func Percent(live, lo, hi uint64, minPercent int) int {
+// Percent is the GC percentage for a heap with live bytes live: it lets
+// the heap grow by as many bytes of garbage, clamped to [minGarbage,
+// maxGarbage], and by at least minPercent of live.
+func Percent(live uint64) int {
 	live = max(live, heapFloor)
-	garbage := max(lo, min(live, hi))
+	garbage := max(minGarbage, min(live, maxGarbage))
 	return max(int(garbage*100/live), minPercent)
 }
-
-func (p *Pacer) target() int { return Percent(liveHeap(), p.min, p.max, p.minPercent) }
 
 // CurrentPercent is the GC percentage the pacer set last, 0 before its
 // first retune.
@@ -130,7 +119,7 @@ func (p *Pacer) retune() {
 	if p.stopped {
 		return
 	}
-	pct := p.target()
+	pct := Percent(liveHeap())
 	// Changes under 5% are not worth the heap lock SetGCPercent takes.
 	if last := p.percent; last == 0 || pct*20 < last*19 || pct*20 > last*21 {
 		debug.SetGCPercent(pct)

@@ -20,7 +20,7 @@ func TestPercentKeepsGarbageWithinBounds(t *testing.T) {
 		{200 * mb, 32},  // a million sessions: 64 MB of garbage, not 200
 		{1024 * mb, 25}, // never under a quarter of the live heap
 	} {
-		if got := Percent(c.live, DefaultMin, DefaultMax, DefaultMinPercent); got != c.want {
+		if got := Percent(c.live); got != c.want {
 			t.Errorf("Percent(%d MB) = %d, want %d", c.live/mb, got, c.want)
 		}
 	}
@@ -44,7 +44,7 @@ func TestPacerFollowsTheLiveHeap(t *testing.T) {
 	before := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(before)
 
-	p := Start(0, 0)
+	p := Start()
 	if p == nil {
 		t.Fatal("Start returned nil without GOGC or GOMEMLIMIT set")
 	}
@@ -79,7 +79,7 @@ func TestStartLeavesAnOperatorsChoiceAlone(t *testing.T) {
 			t.Setenv("GOGC", "")
 			t.Setenv("GOMEMLIMIT", "")
 			t.Setenv(env, "200")
-			if p := Start(0, 0); p != nil {
+			if p := Start(); p != nil {
 				p.Stop()
 				t.Fatalf("Start paced the collector although %s is set", env)
 			}
