@@ -8,16 +8,14 @@
 // kilobytes of short-lived garbage:
 //
 //   - with a million sessions (about 200 MB live) the default lets 200 MB
-//     of request garbage pile up between cycles. Each request then
-//     allocates in memory that left the CPU caches long ago, the process's
-//     resident size doubles, and the front end's p99 grows with the
-//     session count;
+//     of request garbage pile up between cycles, and the process's
+//     resident size under load is twice what the sessions need;
 //   - with a few sessions the 4 MB floor makes the collector run some
 //     fifty times a second under load.
 //
 // A Pacer sets the GC percentage after every cycle so that the garbage
 // allowed until the next one is as much as is live, but at least 32 MB and
-// at most 64 MB (by default), and never less than a quarter of the live
+// at most 64 MB, and never less than a quarter of the live
 // heap, so that a large heap full of pointers is not marked over and over.
 // Under the benchmark's load a small heap is then collected twice a
 // second instead of fifty times, and with a million sessions the heap
