@@ -15,21 +15,20 @@ import (
 // TCPConn's own.
 type Conn struct {
 	*net.TCPConn
-	raw syscall.RawConn
+	raw         syscall.RawConn
+	read, write call
+}
 
-	// The state of the call in progress in each direction, in fields
-	// rather than captured by a closure, so that a call allocates
-	// nothing: readFn and writeFn are bound once, in Wrap.
-	rmu     sync.Mutex
-	rbuf    []byte
-	rn      int
-	rerrno  syscall.Errno
-	readFn  func(fd uintptr) bool
-	wmu     sync.Mutex
-	wbuf    []byte
-	wn      int
-	werrno  syscall.Errno
-	writeFn func(fd uintptr) bool
+// call is the state of the Read or Write in progress, kept here rather
+// than captured by a closure so that a call allocates nothing: fn, its
+// attempt method, is bound once, in Wrap.
+type call struct {
+	mu    sync.Mutex // one Read (one Write) at a time, as net.Conn's
+	trap  uintptr    // SYS_READ or SYS_WRITE
+	buf   []byte
+	n     int
+	errno syscall.Errno
+	fn    func(fd uintptr) bool
 }
 
 // Wrap returns c as a Conn when it is a *net.TCPConn, and c itself
@@ -44,7 +43,8 @@ func Wrap(c net.Conn) net.Conn {
 		return c
 	}
 	rc := &Conn{TCPConn: tc, raw: raw}
-	rc.readFn, rc.writeFn = rc.read, rc.write
+	rc.read.trap, rc.read.fn = syscall.SYS_READ, rc.read.attempt
+	rc.write.trap, rc.write.fn = syscall.SYS_WRITE, rc.write.attempt
 	return rc
 }
 
@@ -54,73 +54,63 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	c.rbuf, c.rn, c.rerrno = p, 0, 0
-	err := c.raw.Read(c.readFn)
-	n, errno := c.rn, c.rerrno
-	c.rbuf = nil
-	switch {
-	case err != nil:
-		return 0, c.opError("read", err)
-	case errno != 0:
-		return 0, c.opError("read", os.NewSyscallError("read", errno))
-	case n == 0:
+	n, err := c.do(&c.read, p, "read")
+	if err == nil && n == 0 {
 		return 0, io.EOF
 	}
-	return n, nil
-}
-
-// read is one attempt of Read; false sends Read to wait in the poller.
-func (c *Conn) read(fd uintptr) bool {
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(c.rbuf))), uintptr(len(c.rbuf)))
-		switch e {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		}
-		c.rn, c.rerrno = int(n), e
-		return true
-	}
+	return n, err
 }
 
 // Write writes all of p, waiting in the network poller while the socket
 // buffer is full, as net.Conn's Write does.
 func (c *Conn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.wbuf, c.wn, c.werrno = p, 0, 0
-	err := c.raw.Write(c.writeFn)
-	n, errno := c.wn, c.werrno
-	c.wbuf = nil
+	return c.do(&c.write, p, "write")
+}
+
+// do runs the call k (c.read or c.write) on p through the RawConn and
+// returns how many bytes it moved and its error, worded as net's.
+func (c *Conn) do(k *call, p []byte, op string) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.buf, k.n, k.errno = p, 0, 0
+	var err error
+	if k.trap == syscall.SYS_WRITE {
+		err = c.raw.Write(k.fn)
+	} else {
+		err = c.raw.Read(k.fn)
+	}
+	n, errno := k.n, k.errno
+	k.buf = nil
 	switch {
 	case err != nil:
-		return n, c.opError("write", err)
+		return n, c.opError(op, err)
 	case errno != 0:
-		return n, c.opError("write", os.NewSyscallError("write", errno))
+		return n, c.opError(op, os.NewSyscallError(op, errno))
 	}
 	return n, nil
 }
 
-// write is one attempt of Write; false sends Write to wait in the poller.
-func (c *Conn) write(fd uintptr) bool {
-	for c.wn < len(c.wbuf) {
-		rest := c.wbuf[c.wn:]
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(rest))), uintptr(len(rest)))
+// attempt moves bytes between buf and the socket: a read once, a write
+// until all of buf is out. It returns false, to wait in the poller and be
+// called again, when the socket is empty (full).
+func (k *call) attempt(fd uintptr) bool {
+	for {
+		rest := k.buf[k.n:]
+		n, _, e := syscall.RawSyscall(k.trap, fd, uintptr(unsafe.Pointer(unsafe.SliceData(rest))), uintptr(len(rest)))
 		switch e {
 		case 0:
-			c.wn += int(n)
+			k.n += int(n)
+			if k.trap == syscall.SYS_READ || k.n == len(k.buf) {
+				return true
+			}
 		case syscall.EINTR:
 		case syscall.EAGAIN:
 			return false
 		default:
-			c.werrno = e
+			k.errno = e
 			return true
 		}
 	}
-	return true
 }
 
 // opError words err as net.TCPConn's Read and Write do (the raw calls
