@@ -233,18 +233,49 @@ func (s *Store) Add(ctx context.Context, sess session.Session) error {
 		s.release(ctx)
 		return fmt.Errorf("add session %s in virtual proxy %q: %w", session.Redact(sess.ID), sess.Prefix, session.ErrExists)
 	}
+	if err := s.index(ctx, sess, now); err != nil {
+		// Stored but not indexed: take the session back, so that the
+		// caller's retry of the 503 with the same SessionId is not
+		// refused as existing (best effort: Redis is failing).
+		s.client.Do(ctx, s.client.B().Del().Key(s.keys.session(sess.Prefix, sess.ID)).Build())
+		s.release(ctx)
+		return s.unavailable("index session", err)
+	}
+	return nil
+}
+
+// index adds a stored session to its user's and its virtual proxy's
+// indexes. The commands are idempotent, so a failure (typically a
+// connection that broke while Redis restarted) is retried once, on a
+// fresh connection.
+func (s *Store) index(ctx context.Context, sess session.Session, now time.Time) error {
 	score := s.deadline(sess)
 	now64 := strconv.FormatInt(now.UnixMilli(), 10)
+	userKey := s.keys.user(session.UserKey(sess.Prefix, sess.UserDirectory, sess.UserID))
 	b := s.client.B()
-	for _, r := range s.client.DoMulti(ctx,
-		b.Zadd().Key(s.keys.user(session.UserKey(sess.Prefix, sess.UserDirectory, sess.UserID))).ScoreMember().ScoreMember(score, sess.ID).Build(),
+	cmds := rueidis.Commands{
+		b.Zadd().Key(userKey).ScoreMember().ScoreMember(score, sess.ID).Build(),
 		b.Zadd().Key(s.keys.vp(sess.Prefix)).ScoreMember().ScoreMember(score, vpMember(sess)).Build(),
 		b.Sadd().Key(s.keys.vps()).Member(sess.Prefix).Build(),
 		// Keep the user index from growing with sessions that expired.
-		b.Zremrangebyscore().Key(s.keys.user(session.UserKey(sess.Prefix, sess.UserDirectory, sess.UserID))).Min("-inf").Max("("+now64).Build(),
-	) {
+		b.Zremrangebyscore().Key(userKey).Min("-inf").Max("(" + now64).Build(),
+	}
+	for _, c := range cmds {
+		c.Pin() // sent twice on a retry
+	}
+	var err error
+	for range 2 {
+		if err = firstError(s.client.DoMulti(ctx, cmds...)); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+func firstError(rs []rueidis.RedisResult) error {
+	for _, r := range rs {
 		if err := r.Error(); err != nil {
-			return s.unavailable("index session", err)
+			return err
 		}
 	}
 	return nil

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/openqps/openqps/internal/session"
 	"github.com/openqps/openqps/internal/session/redis"
 	"github.com/openqps/openqps/internal/session/redis/redistest"
@@ -291,5 +293,42 @@ func TestSentinel(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, sess.Prefix, sess.ID); !errors.Is(err, session.ErrNotFound) {
 		t.Fatalf("Get after Delete through sentinel: %v", err)
+	}
+}
+
+// TestAddThatCannotIndexLeavesNothing: when Redis stores a session but
+// refuses to index it, Add answers unavailable and takes the session
+// back, so that the caller's retry with the same SessionId succeeds
+// instead of being refused as existing.
+func TestAddThatCannotIndexLeavesNothing(t *testing.T) {
+	srv := redistest.Start(t)
+	admin, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	acl := func(rules ...string) {
+		t.Helper()
+		cmd := append([]string{"ACL", "SETUSER", "openqps", "on", ">secret", "~*", "&*", "+@all"}, rules...)
+		if err := admin.Do(t.Context(), admin.B().Arbitrary(cmd...).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acl("-zadd") // the add script runs, the index commands are refused
+	s := open(t, srv.Addr, redis.Options{Username: "openqps", Password: "secret"})
+	sess := testSession("User1", time.Hour)
+
+	if err := s.Add(t.Context(), sess); !errors.Is(err, session.ErrUnavailable) {
+		t.Fatalf("Add whose indexing fails = %v, want ErrUnavailable", err)
+	}
+	if _, err := s.Get(t.Context(), sess.Prefix, sess.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("after the failed Add, Get = %v, want ErrNotFound (the session taken back)", err)
+	}
+	acl("+zadd")
+	if err := s.Add(t.Context(), sess); err != nil {
+		t.Fatalf("retrying the Add with the same SessionId: %v", err)
+	}
+	if got, err := s.ByUser(t.Context(), sess.Prefix, sess.UserDirectory, sess.UserID); err != nil || len(got) != 1 {
+		t.Fatalf("ByUser after the retry = %d sessions, %v; want the one", len(got), err)
 	}
 }
