@@ -14,6 +14,7 @@ import (
 // concurrent use.
 type node struct {
 	url *url.URL
+	key string // scheme://host, its pool of idle connections
 	// inflight counts requests being forwarded to the node (least_requests).
 	inflight atomic.Int64
 	// down is set when the node failed (passively or an active check);
@@ -52,7 +53,7 @@ type pool struct {
 func newPool(cfg *config.VirtualProxy) *pool {
 	p := &pool{downFor: cfg.Proxying.BackendDownFor, active: cfg.Proxying.HealthCheck.Path != ""}
 	for _, u := range cfg.BackendURLs {
-		p.nodes = append(p.nodes, &node{url: u})
+		p.nodes = append(p.nodes, &node{url: u, key: u.Scheme + "://" + u.Host})
 	}
 	switch cfg.Proxying.LoadBalancing {
 	case "least_requests":

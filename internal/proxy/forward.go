@@ -75,7 +75,7 @@ func (p *Proxy) clientBodyFailed(rq *request, err error) bool {
 func (p *Proxy) forwardTo(rq *request, n *node) error {
 	n.inflight.Add(1)
 	rq.node = n
-	err := p.forwardHTTP(rq, n.url)
+	err := p.forwardHTTP(rq, n)
 	if rq.node != nil {
 		rq.node.inflight.Add(-1)
 		rq.node = nil

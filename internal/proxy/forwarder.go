@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -23,38 +24,48 @@ var hopHeaders = map[string]bool{
 // that went away.
 var errBackend = errors.New("back end failed")
 
-// forwardHTTP sends an authenticated, non-upgrade request to backend and
-// copies the answer to the client. It does what httputil.ReverseProxy
-// does for such requests, in one pass over the headers and without the
-// request copies and context plumbing ReverseProxy needs for its hooks:
-// this is the request path every user measures.
+// forwardHTTP sends an authenticated request to backend n and copies
+// the answer to the client. It does what httputil.ReverseProxy does for
+// such requests, in one pass over the headers and without the request
+// copies and context plumbing ReverseProxy needs for its hooks: this is
+// the request path every user measures. A bodyless GET or HEAD, nearly
+// every request, has its head written straight to the back-end
+// connection (writeHead); anything else goes through an outgoing
+// *http.Request.
 //
 // Before anything was written to the client it returns an error wrapping
 // errBackend; the caller answers it.
-func (p *Proxy) forwardHTTP(rq *request, backend *url.URL) error {
-	in := rq.r
-	out := in.WithContext(in.Context()) // a shallow copy; its header and URL are replaced below
-	out.RequestURI = ""
-	out.Host = backend.Host
-	out.URL = &url.URL{Scheme: backend.Scheme, Host: backend.Host, Path: singleJoin(backend.Path, rq.path), RawQuery: in.URL.RawQuery}
-	out.Close = false
+func (p *Proxy) forwardHTTP(rq *request, n *node) error {
+	in, backend := rq.r, n.url
+	h := rq.w.Header()
+	o := outbound{ctx: in.Context(), key: n.key, scheme: backend.Scheme, host: backend.Host, method: in.Method, into: h}
 	var body *clientBody
-	if in.ContentLength == 0 {
-		out.Body = nil // no body: the upstream client then retries a dead idle connection
+	if target, ok := headTarget(rq, backend); ok {
+		o.rq, o.target = rq, target
 	} else {
-		body = &clientBody{ReadCloser: in.Body}
-		out.Body = body
-	}
-	out.Header = outboundHeader(in, rq)
-	if isWebsocket(in) {
-		// outboundHeader dropped these hop-by-hop headers; a websocket
-		// upgrade is the one hop openqps passes on.
-		out.Header["Connection"] = []string{"Upgrade"}
-		out.Header["Upgrade"] = []string{"websocket"}
+		out := in.WithContext(in.Context()) // a shallow copy; its header and URL are replaced below
+		out.RequestURI = ""
+		out.Host = backend.Host
+		out.URL = &url.URL{Scheme: backend.Scheme, Host: backend.Host, Path: singleJoin(backend.Path, rq.path), RawQuery: in.URL.RawQuery}
+		out.Close = false
+		if in.ContentLength == 0 {
+			out.Body = nil // no body: the upstream client then retries a dead idle connection
+		} else {
+			body = &clientBody{ReadCloser: in.Body}
+			out.Body = body
+		}
+		out.Header = outboundHeader(in, rq)
+		if isWebsocket(in) {
+			// outboundHeader dropped these hop-by-hop headers; a websocket
+			// upgrade is the one hop openqps passes on.
+			out.Header["Connection"] = []string{"Upgrade"}
+			out.Header["Upgrade"] = []string{"websocket"}
+		}
+		o.req, o.hasBody = out, out.Body != nil
 	}
 
 	start := time.Now()
-	resp, err := rq.vp.upstream.RoundTrip(out)
+	resp, err := rq.vp.upstream.send(&o)
 	if m := p.opts.Metrics; m != nil && err == nil {
 		m.Upstream(rq.vp.cfg.Prefix).Observe(resp.StatusCode, time.Since(start))
 	}
@@ -69,10 +80,11 @@ func (p *Proxy) forwardHTTP(rq *request, backend *url.URL) error {
 	}
 	defer resp.Body.Close()
 
-	removeHopHeaders(resp.Header)
-	h := rq.w.Header()
-	for k, vv := range resp.Header {
-		h[k] = vv
+	if resp.Header != nil { // else readPlainHead put the fields into h
+		removeHopHeaders(resp.Header)
+		for k, vv := range resp.Header {
+			addBackendHeader(h, k, vv, false)
+		}
 	}
 	rq.vp.addResponseHeaders(rq.w)
 	if len(resp.Trailer) > 0 {
@@ -84,7 +96,7 @@ func (p *Proxy) forwardHTTP(rq *request, backend *url.URL) error {
 	}
 	rq.w.WriteHeader(resp.StatusCode)
 
-	streaming := resp.ContentLength == -1 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	streaming := resp.ContentLength == -1 || strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
 	if err := copyBody(rq.w, resp.Body, streaming); err != nil {
 		// The status line is out: all that is left is to cut the
 		// response short, so the client sees it is incomplete.
@@ -96,62 +108,142 @@ func (p *Proxy) forwardHTTP(rq *request, backend *url.URL) error {
 	return nil
 }
 
-// outboundHeader is the header the back end sees: the client's headers
-// without hop-by-hop ones, without any X-Qlik-* or X-Forwarded-* (which
-// only openqps may set), without the proxy's session cookie; then the
-// identity and forwarding headers. Header values are shared with the
-// incoming request, not copied: nothing downstream modifies them.
+// outboundHeader is the header the back end sees (see eachOutboundHeader),
+// as a map for an outgoing *http.Request. Header values are shared with
+// the incoming request, not copied: nothing downstream modifies them.
 func outboundHeader(in *http.Request, rq *request) http.Header {
-	var connTokens []string
-	for _, v := range in.Header["Connection"] {
-		for _, t := range strings.Split(v, ",") {
-			if t = strings.TrimSpace(t); t != "" {
-				connTokens = append(connTokens, textproto.CanonicalMIMEHeaderKey(t))
-			}
-		}
-	}
 	out := make(http.Header, len(in.Header)+6)
-	for k, vv := range in.Header {
-		switch {
-		case hopHeaders[k], spoofable(k):
-			continue
-		case k == "Cookie":
-			if kept := withoutCookie(vv, rq.vp.cookie(rq.scheme)); len(kept) > 0 {
-				out[k] = kept
-			}
-			continue
+	// The values openqps sets share one backing array: one allocation
+	// instead of one per header.
+	set := make([]string, 0, 5)
+	eachOutboundHeader(in, rq, func(k string, vv []string, v string) {
+		if vv == nil {
+			set = append(set, v)
+			vv = set[len(set)-1:]
 		}
 		out[k] = vv
-	}
-	for _, t := range connTokens {
-		delete(out, t)
-	}
-	if te := in.Header["Te"]; len(te) > 0 && headerHasToken(in.Header, "Te", "trailers") {
-		out["Te"] = teTrailers
-	}
+	})
 	if _, ok := out["User-Agent"]; !ok {
 		out["User-Agent"] = emptyValue // keep Go from adding its own
 	}
-	// The values openqps sets share one backing array: one allocation
-	// instead of one per header.
-	s := rq.session
-	set := make([]string, 0, 5)
-	add := func(k, v string) {
-		set = append(set, v)
-		out[k] = set[len(set)-1:]
-	}
-	add("X-Qlik-User", userHeader(s))
-	add("X-Qlik-Security", securityHeader(s))
-	add("X-Qlik-Virtual-Proxy-Prefix", s.Prefix)
-	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
-		add("X-Forwarded-For", ip)
-	}
-	add("X-Forwarded-Host", in.Host)
-	out["X-Forwarded-Proto"] = forwardedHTTP
-	if rq.scheme == "https" {
-		out["X-Forwarded-Proto"] = forwardedHTTPS
-	}
 	return out
+}
+
+// eachOutboundHeader calls emit once for every header the back end gets:
+// the client's headers without hop-by-hop ones (and those the client's
+// Connection header names), without any X-Qlik-* or X-Forwarded-* (which
+// only openqps may set), without the proxy's session cookie; then the
+// identity and forwarding headers. emit gets the client's values as vv,
+// or a single value openqps sets as v (vv nil).
+func eachOutboundHeader(in *http.Request, rq *request, emit func(k string, vv []string, v string)) {
+	conn := in.Header["Connection"]
+	for k, vv := range in.Header {
+		switch {
+		case hopHeaders[k], spoofable(k), len(conn) > 0 && hasToken(conn, k):
+			continue
+		case k == "Cookie":
+			if kept := withoutCookie(vv, rq.vp.cookie(rq.scheme)); len(kept) > 0 {
+				emit(k, kept, "")
+			}
+			continue
+		}
+		emit(k, vv, "")
+	}
+	if te := in.Header["Te"]; len(te) > 0 && hasToken(te, "trailers") {
+		emit("Te", teTrailers, "")
+	}
+	s := rq.session
+	emit("X-Qlik-User", nil, userHeader(s))
+	emit("X-Qlik-Security", nil, securityHeader(s))
+	emit("X-Qlik-Virtual-Proxy-Prefix", nil, s.Prefix)
+	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+		emit("X-Forwarded-For", nil, ip)
+	}
+	emit("X-Forwarded-Host", nil, in.Host)
+	if rq.scheme == "https" {
+		emit("X-Forwarded-Proto", forwardedHTTPS, "")
+	} else {
+		emit("X-Forwarded-Proto", forwardedHTTP, "")
+	}
+}
+
+// hasToken reports whether the comma-separated header values hold token,
+// case-insensitively (RFC 9110 §5.6.1 lists). It allocates nothing.
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// headTarget returns the request target (path and query) for writeHead
+// when rq can take the fast path: a GET or HEAD without a body, no
+// upgrade, to a back end with a plain host, with nothing in the target
+// that Request.Write would refuse or rewrite.
+func headTarget(rq *request, backend *url.URL) (target string, ok bool) {
+	in := rq.r
+	if in.Method != http.MethodGet && in.Method != http.MethodHead || in.ContentLength != 0 || isUpgrade(in) || !plainHost(backend.Host) {
+		return "", false
+	}
+	u := url.URL{Path: singleJoin(backend.Path, rq.path), RawQuery: in.URL.RawQuery}
+	target = u.RequestURI()
+	if hasCTL(target) {
+		return "", false
+	}
+	return target, true
+}
+
+// writeHead writes the head of a bodyless request for the back end
+// straight from the client's request: what outboundHeader and
+// writeRequest together would send, without building the header map in
+// between. TestWriteHeadMatchesOutboundHeader holds the two together.
+func writeHead(w *bufio.Writer, rq *request, host, target string) {
+	w.WriteString(rq.r.Method)
+	w.WriteByte(' ')
+	w.WriteString(target)
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(host)
+	w.WriteString("\r\n")
+	eachOutboundHeader(rq.r, rq, func(k string, vv []string, v string) {
+		if vv == nil {
+			writeField(w, k, v)
+			return
+		}
+		if k == "User-Agent" && len(vv) > 0 {
+			vv = vv[:1] // as Request.Write: the first one only
+		}
+		for _, v := range vv {
+			writeField(w, k, v)
+		}
+	})
+	w.WriteString("\r\n")
+}
+
+// writeField writes one header line as Request.Write would: framing
+// headers (which describe the client's request, not this one) and
+// invalid names are left out, and so is an empty User-Agent.
+func writeField(w *bufio.Writer, k, v string) {
+	switch k {
+	case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+		return
+	}
+	if !validHeaderName(k) {
+		return
+	}
+	v = headerValue(v)
+	if k == "User-Agent" && v == "" {
+		return
+	}
+	w.WriteString(k)
+	w.WriteString(": ")
+	w.WriteString(v)
+	w.WriteString("\r\n")
 }
 
 // errClientBody marks a failure to read the client's request body (a

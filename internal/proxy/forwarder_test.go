@@ -2,11 +2,16 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -146,6 +151,151 @@ func TestSpoofableHeaders(t *testing.T) {
 	} {
 		if got := spoofable(name); got != want {
 			t.Errorf("spoofable(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// TestWriteHeadMatchesOutboundHeader holds the fast path (writeHead, the
+// client's headers filtered straight onto the wire) to the general one
+// (outboundHeader's map written by Request.Write): a back end reading
+// either gets the same request, whatever the client sent.
+func TestWriteHeadMatchesOutboundHeader(t *testing.T) {
+	t.Parallel()
+	vp := &virtualProxy{cookieName: "X-Qlik-Session-vp", cookieNameHTTP: "X-Qlik-Session-vp-HTTP"}
+	sess := session.Session{Prefix: "vp", ID: "s1", UserDirectory: "D", UserID: "u; UserId=admin",
+		Attributes: []session.Attribute{{Key: "Group", Value: "Sales"}}}
+	cases := map[string]func(r *http.Request){
+		"plain":               func(r *http.Request) {},
+		"head":                func(r *http.Request) { r.Method = http.MethodHead },
+		"no user agent":       func(r *http.Request) { delete(r.Header, "User-Agent") },
+		"empty user agent":    func(r *http.Request) { r.Header["User-Agent"] = []string{""} },
+		"user agent repeats":  func(r *http.Request) { r.Header["User-Agent"] = []string{"first", "second"} },
+		"spoofed identity":    func(r *http.Request) { r.Header["X-Qlik-User"] = []string{"UserDirectory=X; UserId=admin"} },
+		"spoofed underscores": func(r *http.Request) { r.Header["X_qlik_user"] = []string{"admin"} },
+		"spoofed forwarding": func(r *http.Request) {
+			r.Header["X-Forwarded-For"] = []string{"10.0.0.1"}
+			r.Header["Forwarded"] = []string{"for=x"}
+		},
+		"session cookie only": func(r *http.Request) { r.Header["Cookie"] = []string{"X-Qlik-Session-vp-HTTP=s1"} },
+		"other cookies kept":  func(r *http.Request) { r.Header["Cookie"] = []string{"a=1; X-Qlik-Session-vp-HTTP=s1;b=2", "c=3"} },
+		"https cookie name":   func(r *http.Request) { r.Header["Cookie"] = []string{"X-Qlik-Session-vp=s1; a=1"} },
+		"connection names": func(r *http.Request) {
+			r.Header["Connection"] = []string{"keep-alive, x-hop , Cookie"}
+			r.Header["X-Hop"] = []string{"1"}
+		},
+		"connection identity": func(r *http.Request) { r.Header["Connection"] = []string{"X-Qlik-User,X-Forwarded-Proto"} },
+		"hop by hop": func(r *http.Request) {
+			r.Header["Keep-Alive"] = []string{"300"}
+			r.Header["Proxy-Authorization"] = []string{"x"}
+		},
+		"te trailers":           func(r *http.Request) { r.Header["Te"] = []string{"gzip, Trailers"} },
+		"te other":              func(r *http.Request) { r.Header["Te"] = []string{"gzip"} },
+		"framing headers":       func(r *http.Request) { r.Header["Content-Length"] = []string{"0"}; r.Header["Host"] = []string{"evil"} },
+		"line breaks in values": func(r *http.Request) { r.Header["Accept"] = []string{" a\r\nInjected: 1\rb\n "} },
+		"invalid name":          func(r *http.Request) { r.Header["Bad Name"] = []string{"x"} },
+		"repeated values":       func(r *http.Request) { r.Header["Accept"] = []string{"a", "b", "c"} },
+		"no remote address":     func(r *http.Request) { r.RemoteAddr = "" },
+		"https":                 func(r *http.Request) { r.TLS = &tls.ConnectionState{} },
+	}
+	backend := &url.URL{Scheme: "http", Host: "backend.example:8080", Path: "/base/"}
+	for name, change := range cases {
+		t.Run(name, func(t *testing.T) {
+			in := httptest.NewRequest(http.MethodGet, "http://front.example/vp/hub/a%20b?x=1&y=%2F", nil)
+			in.Header = http.Header{"User-Agent": {"bench"}, "Accept": {"*/*"}, "Cookie": {"theme=dark; X-Qlik-Session-vp-HTTP=s1"}}
+			change(in)
+			rq := &request{r: in, vp: vp, path: "/hub/a b", scheme: "http", session: sess}
+			if in.TLS != nil {
+				rq.scheme = "https"
+			}
+			target, ok := headTarget(rq, backend)
+			if !ok {
+				t.Fatal("headTarget refused a plain GET")
+			}
+			var fast bytes.Buffer
+			bw := bufio.NewWriter(&fast)
+			writeHead(bw, rq, backend.Host, target)
+			bw.Flush()
+
+			out := &http.Request{Method: in.Method, Host: backend.Host, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+				URL: &url.URL{Scheme: backend.Scheme, Host: backend.Host, Path: singleJoin(backend.Path, rq.path), RawQuery: in.URL.RawQuery}}
+			out.Header = outboundHeader(in, rq)
+			var general bytes.Buffer
+			if err := out.Write(&general); err != nil {
+				t.Fatal(err)
+			}
+
+			fr, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(fast.Bytes())))
+			if err != nil {
+				t.Fatalf("writeHead wrote what a server cannot read: %v\n%s", err, fast.String())
+			}
+			gr, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(general.Bytes())))
+			if err != nil {
+				t.Fatalf("Request.Write wrote what a server cannot read: %v\n%s", err, general.String())
+			}
+			if fr.Method != gr.Method || fr.RequestURI != gr.RequestURI || fr.Host != gr.Host ||
+				fr.ContentLength != gr.ContentLength || !reflect.DeepEqual(sortedValues(fr.Header), sortedValues(gr.Header)) {
+				t.Errorf("writeHead sent\n%s\nthe general path sends\n%s", fast.String(), general.String())
+			}
+			if fr.Header.Get("X-Qlik-User") != userHeader(sess) || strings.Contains(fast.String(), vp.cookie(rq.scheme)+"=") {
+				t.Errorf("identity wrong or session cookie passed on in\n%s", fast.String())
+			}
+		})
+	}
+}
+
+// sortedValues is h with each header's values in order, as the order of
+// repeated headers differs between two map iterations.
+func sortedValues(h http.Header) http.Header {
+	out := http.Header{}
+	for k, vv := range h {
+		vv = slices.Clone(vv)
+		slices.Sort(vv)
+		out[k] = vv
+	}
+	return out
+}
+
+// TestBackendCookiesJoinTheSessionCookie: when openqps starts a session on
+// a forwarded request (here an anonymous one) and the back end sets
+// cookies of its own, the browser gets all of them, whether the back
+// end's answer takes the fast path (a length) or the general one
+// (chunked).
+func TestBackendCookiesJoinTheSessionCookie(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Set-Cookie", "app=1; Path=/")
+		w.Header().Add("Set-Cookie", "lang=en; Path=/")
+		if r.URL.Path == "/chunked" {
+			w.Write([]byte("part "))
+			w.(http.Flusher).Flush()
+		}
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(backend.Close)
+	cfg, err := config.Parse([]byte("store: {type: memory}\nvirtual_proxies:\n  - prefix: vp\n    anonymous_access: always\n    backends: [\"" + backend.URL + "\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := session.NewMemory()
+	t.Cleanup(func() { store.Close() })
+	p, err := New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{APIPort: 4243})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(p)
+	t.Cleanup(front.Close)
+	for _, path := range []string{"/vp/plain", "/vp/chunked"} {
+		resp, err := http.Get(front.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		names := map[string]bool{}
+		for _, c := range resp.Cookies() {
+			names[c.Name] = true
+		}
+		if resp.StatusCode != http.StatusOK || !names["X-Qlik-Session-vp-HTTP"] || !names["app"] || !names["lang"] {
+			t.Errorf("%s: %d, cookies %v; want the session cookie, app and lang", path, resp.StatusCode, resp.Header["Set-Cookie"])
 		}
 	}
 }

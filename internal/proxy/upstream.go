@@ -55,17 +55,52 @@ type upstreamConn struct {
 
 var errUpstreamClosed = errors.New("back end closed the connection")
 
+// outbound is one request on its way to a back end. Either req is set
+// and written as Request.Write would write it, or the head of the
+// client's bodyless request rq is written straight from it to target (the
+// fast path every proxied GET takes, see writeHead).
+type outbound struct {
+	ctx     context.Context
+	key     string // scheme://host: which pool the connection comes from
+	scheme  string
+	host    string
+	method  string
+	hasBody bool
+	close   bool
+	req     *http.Request
+	rq      *request
+	target  string
+	// into, when set, takes the headers of a plain response directly
+	// (see readPlainHead); the response's Header is then nil.
+	into http.Header
+}
+
+func (o *outbound) write(w *bufio.Writer) error {
+	if o.req == nil {
+		writeHead(w, o.rq, o.host, o.target)
+		return nil
+	}
+	return writeRequest(w, o.req)
+}
+
 // RoundTrip sends req on an idle connection when there is one, else on a
-// new one. A request that fails on a reused connection before anything
-// of the response arrived is retried once on a new connection, when it
-// has no body (the back end may have closed an idle connection just as
-// it was picked).
+// new one. See send.
 func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
-	key := req.URL.Scheme + "://" + req.URL.Host
-	hasBody := req.Body != nil && req.Body != http.NoBody
+	return u.send(&outbound{
+		ctx: req.Context(), key: req.URL.Scheme + "://" + req.URL.Host, scheme: req.URL.Scheme, host: req.URL.Host,
+		method: req.Method, hasBody: req.Body != nil && req.Body != http.NoBody, close: req.Close, req: req,
+	})
+}
+
+// send sends o on an idle connection when there is one, else on a new
+// one. A request that fails on a reused connection before anything of
+// the response arrived is retried once on a new connection, when it has
+// no body (the back end may have closed an idle connection just as it
+// was picked).
+func (u *upstream) send(o *outbound) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		c, reused := u.get(key)
-		if c != nil && hasBody && !c.alive() {
+		c, reused := u.get(o.key)
+		if c != nil && o.hasBody && !c.alive() {
 			// A body cannot be sent twice: make sure the back end has
 			// not closed this idle connection before using it.
 			c.Close()
@@ -73,32 +108,39 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if c == nil {
 			var err error
-			if c, err = u.dial(req.Context(), req.URL.Scheme, req.URL.Host, key); err != nil {
+			if c, err = u.dial(o.ctx, o.scheme, o.host, o.key); err != nil {
 				return nil, err
 			}
 		}
-		resp, err := u.exchange(c, req)
+		resp, err := u.exchange(c, o)
 		if err == nil {
 			return resp, nil
 		}
 		c.Close()
-		retryable := reused && attempt == 0 && !hasBody && req.Context().Err() == nil
+		retryable := reused && attempt == 0 && !o.hasBody && o.ctx.Err() == nil
 		if !retryable {
 			return nil, err
 		}
 	}
 }
 
-// exchange writes req and reads the response head. The body is read by
+// Requests for http.ReadResponse, which needs one to know whether a
+// response has a body (not after HEAD); only their Method is read.
+var (
+	getRequest  = &http.Request{Method: http.MethodGet}
+	headRequest = &http.Request{Method: http.MethodHead}
+)
+
+// exchange writes o and reads the response head. The body is read by
 // the caller through an upstreamBody that returns the connection to the
 // pool once the body has been read to its end.
-func (u *upstream) exchange(c *upstreamConn, req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
+func (u *upstream) exchange(c *upstreamConn, o *outbound) (*http.Response, error) {
+	ctx := o.ctx
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	if u.responseTimeout > 0 {
 		c.SetDeadline(time.Now().Add(u.responseTimeout))
 	}
-	if err := writeRequest(c.bw, req); err != nil {
+	if err := o.write(c.bw); err != nil {
 		stop()
 		return nil, fmt.Errorf("write request: %w", err)
 	}
@@ -106,19 +148,36 @@ func (u *upstream) exchange(c *upstreamConn, req *http.Request) (*http.Response,
 		stop()
 		return nil, fmt.Errorf("write request: %w", err)
 	}
+	if _, err := c.br.Peek(1); err != nil { // wait for the answer
+		stop()
+		return nil, readFailed(ctx, err)
+	}
+	if o.into != nil {
+		if h, ok := readPlainHead(c.br, o.into); ok {
+			if u.responseTimeout > 0 {
+				c.SetDeadline(time.Time{})
+			}
+			body := &upstreamBody{c: c, u: u, stop: stop, reusable: !h.close && !o.close, remain: h.length}
+			if o.method == http.MethodHead || h.status == http.StatusNoContent || h.status == http.StatusNotModified {
+				body.remain = 0
+			}
+			return &http.Response{StatusCode: h.status, ContentLength: h.length, Close: h.close, Body: body}, nil
+		}
+	}
+	req := o.req
+	if req == nil {
+		req = getRequest
+		if o.method == http.MethodHead {
+			req = headRequest
+		}
+	}
 	var resp *http.Response
 	var err error
 	for {
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
 			stop()
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil, errUpstreamClosed
-			}
-			return nil, err
+			return nil, readFailed(ctx, err)
 		}
 		// Skip 1xx interim responses (100 Continue, 103 Early Hints);
 		// 101 Switching Protocols is final.
@@ -139,9 +198,20 @@ func (u *upstream) exchange(c *upstreamConn, req *http.Request) (*http.Response,
 		resp.Body = &upgradedConn{upstreamConn: c}
 		return resp, nil
 	}
-	reusable := !resp.Close && !req.Close && (resp.ContentLength >= 0 || len(resp.TransferEncoding) > 0 || req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified)
+	reusable := !resp.Close && !o.close && (resp.ContentLength >= 0 || len(resp.TransferEncoding) > 0 || o.method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified)
 	resp.Body = &upstreamBody{ReadCloser: resp.Body, c: c, u: u, stop: stop, reusable: reusable}
 	return resp, nil
+}
+
+// readFailed is the error for a response that could not be read.
+func readFailed(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errUpstreamClosed
+	}
+	return err
 }
 
 // alive reports whether an idle connection is still open: nothing, not
@@ -155,9 +225,13 @@ func (c *upstreamConn) alive() bool {
 }
 
 // upstreamBody hands the connection back to the pool when the body was
-// read to its end and closes it otherwise.
+// read to its end and closes it otherwise. It reads either through
+// net/http's body reader (ReadCloser) or, for a response readPlainHead
+// parsed, the remain bytes of a fixed-length body straight from the
+// connection's buffer (ReadCloser nil).
 type upstreamBody struct {
 	io.ReadCloser
+	remain   int64
 	c        *upstreamConn
 	u        *upstream
 	stop     func() bool
@@ -167,9 +241,32 @@ type upstreamBody struct {
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
+	if b.ReadCloser == nil {
+		return b.readFixed(p)
+	}
 	n, err := b.ReadCloser.Read(p)
 	if err == io.EOF {
 		b.eof = true
+	}
+	return n, err
+}
+
+func (b *upstreamBody) readFixed(p []byte) (int, error) {
+	if b.remain <= 0 {
+		b.eof = true
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.remain {
+		p = p[:b.remain]
+	}
+	n, err := b.c.br.Read(p)
+	b.remain -= int64(n)
+	switch {
+	case b.remain == 0:
+		b.eof = true
+		return n, io.EOF
+	case err == io.EOF:
+		return n, io.ErrUnexpectedEOF // the back end closed mid-body
 	}
 	return n, err
 }
@@ -179,7 +276,10 @@ func (b *upstreamBody) Close() error {
 		return nil
 	}
 	b.done = true
-	err := b.ReadCloser.Close()
+	var err error
+	if b.ReadCloser != nil {
+		err = b.ReadCloser.Close()
+	}
 	cancelled := !b.stop()
 	if b.eof && b.reusable && !cancelled && err == nil {
 		b.u.put(b.c)

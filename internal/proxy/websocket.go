@@ -112,7 +112,7 @@ func (p *Proxy) tunnelWebsocket(rq *request, resp *http.Response) error {
 	h := rq.w.Header() // the session cookie of a redeemed ticket, additional headers
 	removeHopHeaders(resp.Header)
 	for k, vv := range resp.Header {
-		h[k] = vv
+		addBackendHeader(h, k, vv, false)
 	}
 	rq.vp.addResponseHeaders(rq.w)
 	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n")
