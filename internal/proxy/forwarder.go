@@ -302,6 +302,9 @@ func removeHopHeaders(h http.Header) {
 // back ends (CGI-style servers, IIS modules) read X_Qlik_User as
 // X-Qlik-User.
 func spoofable(name string) bool {
+	if name == "" || name[0]|0x20 != 'x' && name[0]|0x20 != 'f' {
+		return false // the common case, cheaply
+	}
 	if strings.IndexByte(name, '_') >= 0 {
 		name = strings.ReplaceAll(name, "_", "-")
 	}

@@ -137,7 +137,7 @@ func splitField(line string) (name, value string, ok bool) {
 			return "", "", false
 		}
 	}
-	return name, strings.Trim(value, " \t"), true
+	return name, trimOWS(value), true
 }
 
 // parseLength parses a Content-Length value: decimal digits only.

@@ -470,21 +470,42 @@ func validHeaderName(k string) bool {
 		return false
 	}
 	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+		if !tokenByte[k[i]] {
 			return false
 		}
 	}
 	return true
 }
 
+// tokenByte marks the bytes of an RFC 9110 token.
+var tokenByte = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", byte(c)) >= 0
+	}
+	return t
+}()
+
 // headerValue is v as net/http writes it: each CR and LF becomes a space,
 // and leading and trailing spaces and tabs are dropped.
 func headerValue(v string) string {
-	if strings.ContainsAny(v, "\r\n") {
-		v = newlineToSpace.Replace(v)
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\r' || v[i] == '\n' {
+			v = newlineToSpace.Replace(v)
+			break
+		}
 	}
-	return strings.Trim(v, " \t")
+	return trimOWS(v)
+}
+
+// trimOWS drops leading and trailing spaces and tabs.
+func trimOWS(v string) string {
+	for v != "" && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for v != "" && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
 }
 
 var newlineToSpace = strings.NewReplacer("\n", " ", "\r", " ")
