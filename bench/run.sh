@@ -7,6 +7,8 @@
 #   direct-tls  -> the back end over HTTPS
 #   openqps-tls -> through openqps's HTTPS front end, cookie-authenticated
 #   nginx       -> nginx as a plain reverse proxy, no authentication
+#   nginx-id    -> nginx adding the six identity and forwarding headers openqps
+#                  adds (fixed values): what the back end pays for them
 # The servers share core 0 (taskset), wrk runs on core 1. Targets alternate
 # over ROUNDS rounds so machine noise hits all alike; the table shows medians.
 # Compare ratios, not absolutes: two cores are shared by load and servers.
@@ -49,7 +51,7 @@ go build -o "$tmp/wsload" ./bench/wsload
 "$tmp/openqps" certs --data-dir "$tmp/data" >/dev/null
 C="$tmp/data/certs"
 
-BP=$(freeport); BTP=$(freeport); FP=$(freeport); HP=$(freeport); AP=$(freeport); NP=$(freeport)
+BP=$(freeport); BTP=$(freeport); FP=$(freeport); HP=$(freeport); AP=$(freeport); NP=$(freeport); NIP=$(freeport)
 taskset -c 0 "$tmp/backend" -addr 127.0.0.1:$BP -tls-addr 127.0.0.1:$BTP -tls-cert "$C/server.pem" -tls-key "$C/server_key.pem" &
 pids+=($!)
 
@@ -85,13 +87,26 @@ http {
   uwsgi_temp_path $tmp/nginx; scgi_temp_path $tmp/nginx;
   upstream be { server 127.0.0.1:$BP; keepalive 64; }
   server { listen 127.0.0.1:$NP; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+  server {
+    listen 127.0.0.1:$NIP;
+    location / {
+      proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header X-Qlik-User "UserDirectory=BENCH; UserId=user1";
+      proxy_set_header X-Qlik-Security "SecureRequest=true; Context=AppAccess; Group=A; Group=B;";
+      proxy_set_header X-Qlik-Virtual-Proxy-Prefix bench;
+      proxy_set_header X-Forwarded-For \$remote_addr;
+      proxy_set_header X-Forwarded-Host \$http_host;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header Cookie ""; # openqps keeps its session cookie from the back end
+    }
+  }
 }
 NGINX
   taskset -c 0 nginx -c "$tmp/nginx/nginx.conf" -g 'daemon off;' &
   NG=$!; pids+=($NG)
-  waitport $NP
+  waitport $NP; waitport $NIP
   NGW=$(pgrep -P $NG | head -1) # the worker, which does the proxying
-  [ -z "${TARGETS:-}" ] && targets="direct openqps nginx direct-tls openqps-tls"
+  [ -z "${TARGETS:-}" ] && targets="direct openqps nginx nginx-id direct-tls openqps-tls"
 fi
 
 url() {
@@ -101,6 +116,7 @@ url() {
     openqps) echo "http://127.0.0.1:$HP/bench/hub/" ;;
     openqps-tls) echo "https://127.0.0.1:$FP/bench/hub/" ;;
     nginx) echo "http://127.0.0.1:$NP/hub/" ;;
+    nginx-id) echo "http://127.0.0.1:$NIP/hub/" ;;
   esac
 }
 cookie() {
@@ -114,7 +130,7 @@ cookie() {
 cpu_ticks() {
   case $1 in
     openqps*) awk '{print $14+$15}' /proc/$OQ/stat ;;
-    nginx) awk '{print $14+$15}' /proc/$NGW/stat ;;
+    nginx*) awk '{print $14+$15}' /proc/$NGW/stat ;;
     *) echo 0 ;;
   esac
 }
@@ -149,7 +165,7 @@ p50 = dur(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)); p99 = dur(re.searc
 errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 if errs: sys.exit(f"{t}: {errs.group(1)} non-2xx answers")
 cpu = ""
-if t.startswith("openqps") or t == "nginx":
+if t.startswith("openqps") or t.startswith("nginx"):
     cpu = "%.1f" % ((after - before) / hz * 1e6 / total)
 print(f"{r}\t{t}\t{rps:.0f}\t{p50:.3f}\t{p99:.3f}\t{cpu}")
 PY
@@ -170,12 +186,12 @@ def med(t, k):
     v = [float(r[k]) for r in rows if r["target"] == t and r[k] != ""]
     return statistics.median(v) if v else None
 rounds = sorted({r["round"] for r in rows}, key=int)
-base = {"direct": "direct", "openqps": "direct", "nginx": "direct", "direct-tls": "direct-tls", "openqps-tls": "direct-tls"}
+base = {"direct": "direct", "openqps": "direct", "nginx": "direct", "nginx-id": "direct", "direct-tls": "direct-tls", "openqps-tls": "direct-tls"}
 # Ratios and added p99 are taken within each round, against the direct run
 # made moments before, then the median over rounds: a machine that slows
 # down for a while slows both sides of a round alike.
 print(f"{'target':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'(rounds)':>11} {'p99 added':>10} {'proxy CPU/req':>14}")
-for t in ["direct", "openqps", "nginx", "direct-tls", "openqps-tls"]:
+for t in ["direct", "openqps", "nginx", "nginx-id", "direct-tls", "openqps-tls"]:
     rps = med(t, "rps")
     if rps is None: continue
     b = base[t]
