@@ -1,7 +1,6 @@
 package rawsock
 
 import (
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -116,9 +115,13 @@ func (k *call) attempt(fd uintptr) bool {
 // opError words err as net.TCPConn's Read and Write do (the raw calls
 // name their operation "raw-read" and "raw-write").
 func (c *Conn) opError(op string, err error) error {
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		err = oe.Err
+	if oe, ok := err.(*net.OpError); ok {
+		// The RawConn's own error, made for this call and named for
+		// its addresses already: only the operation differs. A
+		// deadline (net/http aborts its background read with one after
+		// every request) costs no second error.
+		oe.Op = op
+		return oe
 	}
 	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
