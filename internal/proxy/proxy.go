@@ -288,7 +288,7 @@ func (p *Proxy) storeFailed(rq *request, err error) {
 		return
 	}
 	if errors.Is(err, session.ErrFull) {
-		p.reject(rq, http.StatusTooManyRequests, "session store full", "openqps cannot start more sessions now; try again later")
+		p.reject(rq, http.StatusTooManyRequests, "session store full", "openqps holds as many sessions and logins in progress as it may; try again later")
 		return
 	}
 	p.log.Error("session store failed", "event", "store.error", "vp", rq.vp.cfg.Prefix, "err", err)
