@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strings"
 	"time"
@@ -139,7 +138,7 @@ func eachOutboundHeader(in *http.Request, rq *request, emit func(k string, vv []
 	conn := in.Header["Connection"]
 	for k, vv := range in.Header {
 		switch {
-		case hopHeaders[k], spoofable(k), len(conn) > 0 && hasToken(conn, k):
+		case hopByHop(k, conn), spoofable(k):
 			continue
 		case k == "Cookie":
 			if kept := withoutCookie(vv, rq.vp.cookie(rq.scheme)); len(kept) > 0 {
@@ -284,16 +283,19 @@ var (
 )
 
 func removeHopHeaders(h http.Header) {
-	for _, v := range h["Connection"] {
-		for _, t := range strings.Split(v, ",") {
-			if t = strings.TrimSpace(t); t != "" {
-				delete(h, textproto.CanonicalMIMEHeaderKey(t))
-			}
+	conn := h["Connection"]
+	for k := range h {
+		if hopByHop(k, conn) {
+			delete(h, k)
 		}
 	}
-	for k := range hopHeaders {
-		delete(h, k)
-	}
+}
+
+// hopByHop reports whether the header k describes one connection (RFC
+// 9110 §7.6.1): one of hopHeaders, or named by the Connection header's
+// values conn.
+func hopByHop(k string, conn []string) bool {
+	return hopHeaders[k] || len(conn) > 0 && hasToken(conn, k)
 }
 
 // spoofable reports whether a client-sent header names identity or

@@ -95,7 +95,7 @@ func readPlainHead(br *bufio.Reader, h http.Header) (head plainHead, ok bool) {
 		line, s, _ = strings.Cut(s, "\r\n")
 		name, value, _ := splitField(line)
 		k := textproto.CanonicalMIMEHeaderKey(name)
-		if hopHeaders[k] || len(conn) > 0 && hasToken(conn, k) {
+		if hopByHop(k, conn) {
 			continue
 		}
 		values[i] = value

@@ -421,18 +421,11 @@ func writeRequest(w *bufio.Writer, req *http.Request) error {
 		w.WriteString("\r\n")
 	}
 	for k, vv := range req.Header {
-		switch k {
-		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
-			continue
-		}
-		if !validHeaderName(k) {
-			continue // as net/http does: dropped, not an error
+		if k == "User-Agent" {
+			continue // written above
 		}
 		for _, v := range vv {
-			w.WriteString(k)
-			w.WriteString(": ")
-			w.WriteString(headerValue(v))
-			w.WriteString("\r\n")
+			writeField(w, k, v)
 		}
 	}
 	_, err := w.WriteString("\r\n")

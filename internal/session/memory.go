@@ -582,7 +582,9 @@ func (tm *timedMap[V]) remove(id string) {
 }
 
 // fits reports whether v fits under the limit in place of what id
-// holds now, sweeping expired values first when it would not.
+// holds now, sweeping expired values first when it would not. Puts in
+// flight at the same moment may each pass it: the limit can be passed by
+// as many values, which bounds the memory all the same.
 func (tm *timedMap[V]) fits(id string, v V, now time.Time) bool {
 	if tm.size == nil {
 		return true
