@@ -49,8 +49,42 @@ type upstreamConn struct {
 	net.Conn
 	key      string
 	br       *bufio.Reader
-	bw       *bufio.Writer
+	bw       *bufio.Writer // writes through out
+	out      requestWriter
 	idleFrom time.Time
+}
+
+// requestWriter is what an upstreamConn's write buffer flushes to. When a
+// whole request sits in the buffer and the connection can Ask (see
+// rawsock.Conn.Ask), the flush that sends it also waits for the answer,
+// which saves a read system call that would find nothing. Every other
+// write is the connection's own Write.
+type requestWriter struct {
+	conn   net.Conn
+	writes int  // since the request began
+	ask    bool // the next write sends a whole request
+}
+
+// asker is a connection that can write a request and wait for its answer
+// in one read (rawsock.Conn).
+type asker interface {
+	Ask(p []byte) (int, error)
+}
+
+func (w *requestWriter) Write(p []byte) (int, error) {
+	w.writes++
+	a, ok := w.conn.(asker)
+	if !w.ask || !ok {
+		return w.conn.Write(p)
+	}
+	w.ask = false
+	n, err := a.Ask(p)
+	if err == nil && n < len(p) {
+		var m int
+		m, err = w.conn.Write(p[n:])
+		n += m
+	}
+	return n, err
 }
 
 var errUpstreamClosed = errors.New("back end closed the connection")
@@ -140,11 +174,18 @@ func (u *upstream) exchange(c *upstreamConn, o *outbound) (*http.Response, error
 	if u.responseTimeout > 0 {
 		c.SetDeadline(time.Now().Add(u.responseTimeout))
 	}
+	c.out.writes = 0
 	if err := o.write(c.bw); err != nil {
 		stop()
 		return nil, fmt.Errorf("write request: %w", err)
 	}
-	if err := c.bw.Flush(); err != nil {
+	// The connection's last answer was read to its end (see put), so
+	// nothing unread can be pending: the flush may wait for the answer
+	// when it sends the whole request.
+	c.out.ask = c.out.writes == 0
+	err := c.bw.Flush()
+	c.out.ask = false
+	if err != nil {
 		stop()
 		return nil, fmt.Errorf("write request: %w", err)
 	}
@@ -172,7 +213,6 @@ func (u *upstream) exchange(c *upstreamConn, o *outbound) (*http.Response, error
 		}
 	}
 	var resp *http.Response
-	var err error
 	for {
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
@@ -325,7 +365,9 @@ func (u *upstream) dial(ctx context.Context, scheme, host, key string) (*upstrea
 		}
 		conn = tc
 	}
-	return &upstreamConn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 4096), bw: bufio.NewWriterSize(conn, 4096)}, nil
+	c := &upstreamConn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 4096), out: requestWriter{conn: conn}}
+	c.bw = bufio.NewWriterSize(&c.out, 4096)
+	return c, nil
 }
 
 // get returns the most recently used idle connection to key (the warmest

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -274,5 +275,70 @@ func TestWriteRequestMatchesRequestWrite(t *testing.T) {
 				t.Errorf("writeRequest sent\n%s\nRequest.Write sends\n%s", got.String(), want.String())
 			}
 		})
+	}
+}
+
+// askCounter is a connection that can Ask (as rawsock.Conn does) and
+// counts how the upstream client writes to it.
+type askCounter struct {
+	net.Conn
+	asks, writes int
+}
+
+func (c *askCounter) Ask(p []byte) (int, error) {
+	c.asks++
+	return c.Conn.Write(p) // the answer is waited for by the Read that follows
+}
+
+func (c *askCounter) Write(p []byte) (int, error) {
+	c.writes++
+	return c.Conn.Write(p)
+}
+
+// TestUpstreamAsksOnlyWithTheWholeRequest: a request that leaves in one
+// write goes out through Ask; one whose first bytes left earlier (a body
+// larger than the write buffer) does not, since an early answer to it
+// could already be waiting, unseen by Ask.
+func TestUpstreamAsksOnlyWithTheWholeRequest(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "%s %d", r.Method, n)
+	}))
+	defer srv.Close()
+	nc, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := &askCounter{Conn: nc}
+	key := "http://" + srv.Listener.Addr().String()
+	c := &upstreamConn{Conn: conn, key: key, br: bufio.NewReader(conn), out: requestWriter{conn: conn}}
+	c.bw = bufio.NewWriterSize(&c.out, 4096)
+	u := newUpstream()
+	defer u.CloseIdleConnections()
+	u.put(c)
+
+	for _, tc := range []struct {
+		method     string
+		body       int
+		wantAsks   int
+		wantWrites int
+	}{
+		{"GET", 0, 1, 0},
+		{"POST", 100, 1, 0},
+		{"POST", 64 << 10, 0, 17}, // 16 full buffers and the rest
+	} {
+		conn.asks, conn.writes = 0, 0
+		var body io.Reader
+		if tc.body > 0 {
+			body = bytes.NewReader(make([]byte, tc.body))
+		}
+		resp, got := get(t, u, tc.method, key+"/", body)
+		if want := fmt.Sprintf("%s %d", tc.method, tc.body); resp.StatusCode != 200 || got != want {
+			t.Fatalf("%s: %d %q, want %q", tc.method, resp.StatusCode, got, want)
+		}
+		if conn.asks != tc.wantAsks || conn.writes < tc.wantWrites || (tc.wantWrites == 0 && conn.writes != 0) {
+			t.Errorf("%s with a %d-byte body: %d asks and %d writes; want %d asks and %d writes",
+				tc.method, tc.body, conn.asks, conn.writes, tc.wantAsks, tc.wantWrites)
+		}
 	}
 }

@@ -19,6 +19,10 @@
 // deadline) still goes through Go's network poller, so deadlines, Close
 // and concurrent readers and writers behave as with a net.TCPConn.
 //
+// Conn.Ask writes a request and waits for its answer in one read of the
+// poller, which saves the read system call that would find the socket
+// still empty (see its comment); the proxy's back-end connections use it.
+//
 // Only Linux gets raw calls; elsewhere, and when the environment has
 // OPENQPS_RAWSOCK=off (to compare, or should a kernel misbehave), Wrap and
 // Listener change nothing.

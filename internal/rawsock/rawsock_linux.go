@@ -16,6 +16,7 @@ type Conn struct {
 	*net.TCPConn
 	raw         syscall.RawConn
 	read, write call
+	ask         ask
 }
 
 // call is the state of the Read or Write in progress, kept here rather
@@ -44,6 +45,7 @@ func Wrap(c net.Conn) net.Conn {
 	rc := &Conn{TCPConn: tc, raw: raw}
 	rc.read.trap, rc.read.fn = syscall.SYS_READ, rc.read.attempt
 	rc.write.trap, rc.write.fn = syscall.SYS_WRITE, rc.write.attempt
+	rc.ask.write, rc.ask.fn = &rc.write, rc.ask.attempt
 	return rc
 }
 
@@ -87,6 +89,71 @@ func (c *Conn) do(k *call, p []byte, op string) (int, error) {
 		return n, c.opError(op, os.NewSyscallError(op, errno))
 	}
 	return n, nil
+}
+
+// Ask writes p, a request whose answer the caller reads next, and
+// returns once something can be read: the answer began to arrive, the
+// peer closed, or a deadline passed. It saves the read system call that
+// Read makes first and that, just after a request went out, finds the
+// socket empty: a back end on the same machine has not run yet, one
+// across the network is a round trip away.
+//
+// A Read resets the poller's record of readiness before it reads, so
+// only the read system call itself can tell that bytes arrived earlier.
+// Ask writes after that reset, inside the read it waits in: whatever
+// arrives in answer to p wakes it. Bytes that arrived before p was
+// written are not seen. The caller must know there are none: Ask is for
+// the first write of a request, on a connection whose last answer was
+// read to its end.
+//
+// When the socket buffer takes only part of p, Ask returns how much it
+// took without waiting, and the caller writes the rest with Write.
+func (c *Conn) Ask(p []byte) (int, error) {
+	c.write.mu.Lock()
+	defer c.write.mu.Unlock()
+	c.read.mu.Lock()
+	defer c.read.mu.Unlock()
+	w := &c.write
+	w.buf, w.n, w.errno = p, 0, 0
+	c.ask.state = asking
+	err := c.raw.Read(c.ask.fn)
+	n, errno := w.n, w.errno
+	w.buf = nil
+	switch {
+	case errno != 0:
+		return n, c.opError("write", os.NewSyscallError("write", errno))
+	case err != nil:
+		return n, c.opError("read", err)
+	}
+	return n, nil
+}
+
+// ask is the state of an Ask.
+type ask struct {
+	write *call
+	state uint8
+	fn    func(fd uintptr) bool
+}
+
+const (
+	asking  = iota // p is still to be written
+	waiting        // p is written: the next call is a wake-up
+	done
+)
+
+// attempt writes the request on the first call and asks the poller to
+// wait; a second call means the socket became readable.
+func (a *ask) attempt(fd uintptr) bool {
+	if a.state != asking {
+		a.state = done
+		return true
+	}
+	if !a.write.attempt(fd) || a.write.errno != 0 {
+		a.state = done // the socket is full, or the write failed
+		return true
+	}
+	a.state = waiting
+	return false
 }
 
 // attempt moves bytes between buf and the socket: a read once, a write
