@@ -186,4 +186,3 @@ func TestReadAndWriteAllocateNothing(t *testing.T) {
 		t.Errorf("a Write and a Read allocate %.1f objects, want 0", allocs)
 	}
 }
-
