@@ -52,6 +52,16 @@ type upstreamConn struct {
 	bw       *bufio.Writer // writes through out
 	out      requestWriter
 	idleFrom time.Time
+	// abort cuts short what the connection waits for, when the client
+	// leaves; bound once, so an exchange allocates no closure for it.
+	abort func()
+}
+
+func newUpstreamConn(conn net.Conn, key string) *upstreamConn {
+	c := &upstreamConn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 4096), out: requestWriter{conn: conn}}
+	c.bw = bufio.NewWriterSize(&c.out, 4096)
+	c.abort = func() { c.SetDeadline(time.Unix(1, 0)) }
+	return c
 }
 
 // requestWriter is what an upstreamConn's write buffer flushes to. When a
@@ -170,7 +180,7 @@ var (
 // pool once the body has been read to its end.
 func (u *upstream) exchange(c *upstreamConn, o *outbound) (*http.Response, error) {
 	ctx := o.ctx
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, c.abort)
 	if u.responseTimeout > 0 {
 		c.SetDeadline(time.Now().Add(u.responseTimeout))
 	}
@@ -365,9 +375,7 @@ func (u *upstream) dial(ctx context.Context, scheme, host, key string) (*upstrea
 		}
 		conn = tc
 	}
-	c := &upstreamConn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 4096), out: requestWriter{conn: conn}}
-	c.bw = bufio.NewWriterSize(&c.out, 4096)
-	return c, nil
+	return newUpstreamConn(conn, key), nil
 }
 
 // get returns the most recently used idle connection to key (the warmest

@@ -311,8 +311,7 @@ func TestUpstreamAsksOnlyWithTheWholeRequest(t *testing.T) {
 	}
 	conn := &askCounter{Conn: nc}
 	key := "http://" + srv.Listener.Addr().String()
-	c := &upstreamConn{Conn: conn, key: key, br: bufio.NewReader(conn), out: requestWriter{conn: conn}}
-	c.bw = bufio.NewWriterSize(&c.out, 4096)
+	c := newUpstreamConn(conn, key)
 	u := newUpstream()
 	defer u.CloseIdleConnections()
 	u.put(c)
