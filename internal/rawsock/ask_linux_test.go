@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -123,21 +122,10 @@ func TestAskHonoursDeadlinesAndClose(t *testing.T) {
 	}
 	client.SetReadDeadline(time.Time{})
 
-	done := make(chan error, 1)
-	go func() {
+	closeEnds(t, client, "Ask", func() error {
 		_, err := client.Ask([]byte("GET / HTTP/1.1\r\n\r\n"))
-		done <- err
-	}()
-	runtime.Gosched()
-	client.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("Ask on a closed conn = %v, want net.ErrClosed", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not end a waiting Ask")
-	}
+		return err
+	})
 }
 
 // TestAskLeavesWhatTheSocketCannotTake: when the socket buffer takes only

@@ -123,25 +123,30 @@ func TestWriteDeadlineCutsAStalledWrite(t *testing.T) {
 }
 
 func TestCloseEndsABlockedRead(t *testing.T) {
-	client, server := pair(t)
-	done := make(chan error, 1)
-	go func() {
+	_, server := pair(t)
+	closeEnds(t, server, "Read", func() error {
 		_, err := server.Read(make([]byte, 10))
-		done <- err
-	}()
-	// Wait until the reader has had the chance to park in the poller; the
+		return err
+	})
+}
+
+// closeEnds checks that closing c ends call, which blocks on c.
+func closeEnds(t *testing.T, c net.Conn, what string, call func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	// Wait until the call has had the chance to park in the poller; the
 	// outcome is the same if Close comes first.
 	runtime.Gosched()
-	server.Close()
+	c.Close()
 	select {
 	case err := <-done:
 		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("Read on a closed conn = %v, want net.ErrClosed", err)
+			t.Fatalf("%s on a closed conn = %v, want net.ErrClosed", what, err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not end a blocked Read")
+		t.Fatalf("Close did not end a blocked %s", what)
 	}
-	_ = client
 }
 
 func TestPeerCloseAndResetAreReported(t *testing.T) {
