@@ -18,3 +18,14 @@ func CloseFile(s *Store) error { return s.db.Close() }
 
 // SetUsedChunk changes how many use times one flush transaction writes.
 func SetUsedChunk(n int) { usedChunk = n }
+
+// ReopenFile opens the database again after CloseFile, as a disk that
+// comes back would: writes succeed again.
+func ReopenFile(s *Store) error {
+	db, err := openBolt(s.path)
+	if err != nil {
+		return err
+	}
+	s.db, s.journal.db = db, db
+	return nil
+}

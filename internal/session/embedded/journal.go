@@ -209,10 +209,33 @@ func (j *journal) commitOpen() {
 	if len(b.ops) > 0 {
 		if err := j.db.Update(func(tx *bolt.Tx) error { return apply(tx, b.ops) }); err != nil {
 			b.err = fmt.Errorf("write session store %s: %v: %w", j.path, err, session.ErrUnavailable)
+			j.retryRemovals(b.ops)
 		}
 		j.commits.Add(1)
 	}
 	close(b.done)
+}
+
+// retryRemovals puts the removals of a batch that failed at the front of
+// the open batch, so the next commit (or the last one, at close) makes
+// them. Their callers were told of the failure, but the store has
+// forgotten the session or ticket already: were the file to keep it, a
+// restart would bring back a session that was logged out, or a ticket
+// that was redeemed. Puts are not retried: the store undid them. The
+// removals go before the changes queued since, which come after them.
+func (j *journal) retryRemovals(ops []op) {
+	var removals []op
+	for _, o := range ops {
+		if o.value == nil && o.used == nil && o.sweep.IsZero() {
+			removals = append(removals, o)
+		}
+	}
+	if len(removals) == 0 {
+		return
+	}
+	j.mu.Lock()
+	j.open.ops = append(removals, j.open.ops...)
+	j.mu.Unlock()
 }
 
 // apply makes the batch's changes in one transaction, in order.

@@ -394,6 +394,61 @@ func TestWriteFailureIsUnavailableAndNothingIsKept(t *testing.T) {
 	}
 }
 
+// TestFailedRemovalsAreRetried: a Delete or a ticket redemption whose
+// write failed is reported, and the store has forgotten the session or
+// ticket already; the next commit, once the disk is back, makes the
+// removal too, so a restart does not bring either back. A session added
+// again under the same id after the failed Delete is kept.
+func TestFailedRemovalsAreRetried(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), embedded.FileName)
+	s := open(t, path, embedded.Options{})
+	old := testSession(time.Now(), "User1", time.Hour)
+	other := testSession(time.Now(), "User2", time.Hour)
+	tk := session.Ticket{ID: session.NewTicketID(), Prefix: "sales", UserDirectory: "DOMAIN", UserID: "User3", Expires: time.Now().Add(time.Minute)}
+	for _, add := range []session.Session{old, other} {
+		if err := s.Add(ctx, add); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutTicket(ctx, tk); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := embedded.CloseFile(s); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(ctx, old.Prefix, old.ID); !errors.Is(err, session.ErrUnavailable) {
+		t.Fatalf("Delete when the file cannot be written: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.Delete(ctx, other.Prefix, other.ID); !errors.Is(err, session.ErrUnavailable) {
+		t.Fatalf("Delete when the file cannot be written: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.TakeTicket(ctx, tk.ID); !errors.Is(err, session.ErrUnavailable) {
+		t.Fatalf("TakeTicket when the file cannot be written: %v, want ErrUnavailable", err)
+	}
+	if err := embedded.ReopenFile(s); err != nil {
+		t.Fatal(err)
+	}
+	again := testSession(time.Now(), "User1Again", time.Hour)
+	again.ID = old.ID
+	if err := s.Add(ctx, again); err != nil { // commits the removals before it
+		t.Fatalf("Add once the file can be written again: %v", err)
+	}
+	closeStore(t, s)
+
+	s = open(t, path, embedded.Options{})
+	if got, err := s.Get(ctx, old.Prefix, old.ID); err != nil || got.UserID != "User1Again" {
+		t.Errorf("after a restart, the id deleted then added again holds %q, %v; want the new session (User1Again)", got.UserID, err)
+	}
+	if got, err := s.Get(ctx, other.Prefix, other.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("after a restart, the session whose Delete failed is back (%s, %v); want ErrNotFound", got.UserID, err)
+	}
+	if _, err := s.TakeTicket(ctx, tk.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("after a restart, the ticket whose redemption failed can be redeemed again (%v); want ErrNotFound", err)
+	}
+}
+
 func TestLastUseOfManySessionsIsFlushedInChunks(t *testing.T) {
 	embedded.SetUsedChunk(10)
 	t.Cleanup(func() { embedded.SetUsedChunk(10_000) })
