@@ -52,13 +52,24 @@ type upstreamConn struct {
 	bw       *bufio.Writer // writes through out
 	out      requestWriter
 	idleFrom time.Time
+	// recent is set when the connection is new, or was idle for less
+	// than askWithin before this exchange: see exchange.
+	recent bool
 	// abort cuts short what the connection waits for, when the client
 	// leaves; bound once, so an exchange allocates no closure for it.
 	abort func()
 }
 
+// askWithin is how long a connection may have been idle for its next
+// request to go out through Ask. Back ends close idle connections after
+// seconds (Apache httpd's KeepAliveTimeout: 5 s by default), and a server
+// that then lingers, its sending side shut and still reading, would leave
+// Ask waiting for an answer that never comes. Under load, when saving a
+// system call matters, connections are idle for microseconds.
+const askWithin = 100 * time.Millisecond
+
 func newUpstreamConn(conn net.Conn, key string) *upstreamConn {
-	c := &upstreamConn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 4096), out: requestWriter{conn: conn}}
+	c := &upstreamConn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 4096), out: requestWriter{conn: conn}, recent: true}
 	c.bw = bufio.NewWriterSize(&c.out, 4096)
 	c.abort = func() { c.SetDeadline(time.Unix(1, 0)) }
 	return c
@@ -189,10 +200,15 @@ func (u *upstream) exchange(c *upstreamConn, o *outbound) (*http.Response, error
 		stop()
 		return nil, fmt.Errorf("write request: %w", err)
 	}
-	// The connection's last answer was read to its end (see put), so
-	// nothing unread can be pending: the flush may wait for the answer
-	// when it sends the whole request.
-	c.out.ask = c.out.writes == 0
+	// The flush may wait for the answer (Ask) when it sends the whole
+	// request, and nothing unread can be pending: the connection's last
+	// answer was read to its end (see put), and the back end cannot have
+	// closed its side since, as it might after a longer idle time. (A
+	// close that arrived unseen is no harm when it is a full close: the
+	// request then draws a reset, which ends the wait. A back end that
+	// only shuts down its sending side, and reads on, would leave Ask
+	// waiting.)
+	c.out.ask = c.out.writes == 0 && c.recent
 	err := c.bw.Flush()
 	c.out.ask = false
 	if err != nil {
@@ -389,8 +405,9 @@ func (u *upstream) get(key string) (*upstreamConn, bool) {
 		c := list[len(list)-1]
 		list[len(list)-1] = nil
 		list = list[:len(list)-1]
-		if now.Sub(c.idleFrom) < u.idleTimeout {
+		if idle := now.Sub(c.idleFrom); idle < u.idleTimeout {
 			u.idle[key] = list
+			c.recent = idle < askWithin
 			return c, true
 		}
 		c.Close()

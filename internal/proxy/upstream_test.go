@@ -341,3 +341,50 @@ func TestUpstreamAsksOnlyWithTheWholeRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamDoesNotAskALingeringBackEnd: a back end that, its idle
+// timeout past, shuts down its sending side and reads on (Apache httpd's
+// lingering close) must not leave the next request waiting. A connection
+// idle for longer than askWithin is read the plain way, which sees the
+// close at once, and the request is retried on a new connection.
+func TestUpstreamDoesNotAskALingeringBackEnd(t *testing.T) {
+	var answered atomic.Int32
+	lingering := make(chan struct{}, 1)
+	url := rawBackend(t, func(c net.Conn) {
+		defer c.Close()
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		answered.Add(1)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		c.(*net.TCPConn).CloseWrite() // on loopback the FIN has arrived when this returns
+		lingering <- struct{}{}
+		io.Copy(io.Discard, c) // reads on, answers nothing, until the client closes
+	})
+	u := newUpstream()
+	defer u.CloseIdleConnections()
+	if _, body := get(t, u, "GET", url+"/", nil); body != "ok" {
+		t.Fatalf("first GET: %q", body)
+	}
+	<-lingering
+	u.mu.Lock()
+	for _, c := range u.idle[url] {
+		c.idleFrom = c.idleFrom.Add(-2 * askWithin) // as if it had been idle that long
+	}
+	u.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/", nil)
+	resp, err := u.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("GET on a connection the back end half-closed while idle: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "ok" || answered.Load() != 2 {
+		t.Fatalf("second GET: %q, %d answers; want ok from a new connection", b, answered.Load())
+	}
+}

@@ -102,9 +102,12 @@ func (c *Conn) do(k *call, p []byte, op string) (int, error) {
 // only the read system call itself can tell that bytes arrived earlier.
 // Ask writes after that reset, inside the read it waits in: whatever
 // arrives in answer to p wakes it. Bytes that arrived before p was
-// written are not seen. The caller must know there are none: Ask is for
-// the first write of a request, on a connection whose last answer was
-// read to its end.
+// written are not seen, and neither is a close: a full close is no harm,
+// since p then draws a reset, which wakes Ask, but a peer that only shut
+// down its sending side and reads on leaves Ask waiting until a deadline.
+// The caller must know neither happened: Ask is for the first write of a
+// request, on a connection whose last answer was read to its end moments
+// ago.
 //
 // When the socket buffer takes only part of p, Ask returns how much it
 // took without waiting, and the caller writes the rest with Write.
