@@ -14,7 +14,9 @@ import (
 // copyBuffers recycles the 32 KB buffers response bodies are copied
 // through; without it every proxied response allocates one. It holds
 // array pointers, so putting one back allocates nothing either.
-var copyBuffers = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+var copyBuffers = sync.Pool{New: func() any { return new([copyBufferSize]byte) }}
+
+const copyBufferSize = 32 << 10
 
 // forward sends an authenticated request to a back end of its virtual
 // proxy, chosen by its load-balancing policy among the healthy ones. A

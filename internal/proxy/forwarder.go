@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 )
@@ -96,7 +97,17 @@ func (p *Proxy) forwardHTTP(rq *request, n *node) error {
 	rq.w.WriteHeader(resp.StatusCode)
 
 	streaming := resp.ContentLength == -1 || strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
-	if err := copyBody(rq.w, resp.Body, streaming); err != nil {
+	// A body that may not fit in the socket's buffers must be read by
+	// the client as it comes: each write of it is bounded (see copyBody).
+	var stall time.Duration
+	if resp.ContentLength < 0 || resp.ContentLength > copyBufferSize {
+		stall = p.stallTimeout()
+	}
+	if err := copyBody(rq.w, resp.Body, streaming, stall); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			p.log.Warn("client stopped reading the response", "event", "frontend.stalled", "vp", rq.vp.cfg.Prefix,
+				"path", rq.path, "remote", rq.r.RemoteAddr, "stalled_for", stall.String())
+		}
 		// The status line is out: all that is left is to cut the
 		// response short, so the client sees it is incomplete.
 		panic(http.ErrAbortHandler)
@@ -321,25 +332,40 @@ func hasPrefixFold(s, prefix string) bool {
 // copyBody copies a response body to the client through a pooled buffer,
 // flushing after every read when the body streams (no length, or server
 // sent events), so long polls and event streams are not held back.
-func copyBody(w http.ResponseWriter, body io.Reader, streaming bool) error {
-	pooled := copyBuffers.Get().(*[32 << 10]byte)
+//
+// With stall > 0, each write must finish within stall of its start, as
+// nginx's send_timeout bounds the time between two writes: a client that
+// accepts nothing for that long (a slow reader, or one gone without a
+// close) is cut off instead of holding a goroutine and a back-end
+// connection for ever. What the last write left in net/http's buffer is
+// flushed under the same bound; net/http lifts the deadline once the
+// response is done.
+func copyBody(w http.ResponseWriter, body io.Reader, streaming bool, stall time.Duration) error {
+	pooled := copyBuffers.Get().(*[copyBufferSize]byte)
 	defer copyBuffers.Put(pooled)
 	buf := pooled[:]
 	var rc *http.ResponseController
-	if streaming {
+	if streaming || stall > 0 {
 		rc = http.NewResponseController(w)
 	}
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
+			if stall > 0 {
+				rc.SetWriteDeadline(time.Now().Add(stall))
+			}
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return werr
 			}
-			if rc != nil {
+			if streaming {
 				rc.Flush()
 			}
 		}
 		if rerr == io.EOF {
+			if stall > 0 { // a stream may have been idle past the last write's deadline
+				rc.SetWriteDeadline(time.Now().Add(stall))
+				return rc.Flush()
+			}
 			return nil
 		}
 		if rerr != nil {

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -31,6 +33,11 @@ func frontEnd(t *testing.T, h http.Handler) (url, cookie string) {
 
 func frontEndTo(t *testing.T, backendURL string) (url, cookie string) {
 	t.Helper()
+	return frontEndWith(t, backendURL, Options{APIPort: 4243})
+}
+
+func frontEndWith(t *testing.T, backendURL string, opts Options) (url, cookie string) {
+	t.Helper()
 	cfg, err := config.Parse([]byte("store: {type: memory}\nvirtual_proxies:\n  - prefix: vp\n    backends: [\"" + backendURL + "\"]\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +48,7 @@ func frontEndTo(t *testing.T, backendURL string) (url, cookie string) {
 	if err := store.Add(context.Background(), session.Session{Prefix: "vp", ID: id, UserDirectory: "D", UserID: "u", Timeout: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{APIPort: 4243})
+	p, err := New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,5 +311,37 @@ func TestBackendCookiesJoinTheSessionCookie(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !names["X-Qlik-Session-vp-HTTP"] || !names["app"] || !names["lang"] {
 			t.Errorf("%s: %d, cookies %v; want the session cookie, app and lang", path, resp.StatusCode, resp.Header["Set-Cookie"])
 		}
+	}
+}
+
+// TestStalledClientIsCutOff: a client that stops reading a large
+// response is cut off after the stall timeout, and the back-end
+// connection with it, instead of holding both for ever.
+func TestStalledClientIsCutOff(t *testing.T) {
+	backendDone := make(chan error, 1)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 64<<10)
+		for {
+			if _, err := w.Write(chunk); err != nil { // fails once openqps drops the connection
+				backendDone <- err
+				return
+			}
+		}
+	}))
+	defer backend.Close()
+	front, cookie := frontEndWith(t, backend.URL, Options{APIPort: 4243, StallTimeout: 100 * time.Millisecond})
+	c, err := net.Dial("tcp", strings.TrimPrefix(front, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /vp/big HTTP/1.1\r\nHost: x\r\nCookie: %s\r\n\r\n", cookie)
+	if _, err := c.Read(make([]byte, 100)); err != nil { // the answer began; then the client reads no more
+		t.Fatal(err)
+	}
+	select {
+	case <-backendDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("openqps still holds the response 10 s after the client stopped reading; want it cut off after 100 ms")
 	}
 }

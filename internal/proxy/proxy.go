@@ -45,6 +45,21 @@ type Options struct {
 	ActivityInterval time.Duration
 	// Metrics, when set, counts the back ends' answers and latency.
 	Metrics *metrics.Registry
+	// StallTimeout is how long a client may take to accept any part of a
+	// response larger than a copy buffer (see copyBody); 0 is
+	// DefaultStallTimeout.
+	StallTimeout time.Duration
+}
+
+// DefaultStallTimeout is Options.StallTimeout's default, nginx's
+// send_timeout.
+const DefaultStallTimeout = 60 * time.Second
+
+func (p *Proxy) stallTimeout() time.Duration {
+	if p.opts.StallTimeout > 0 {
+		return p.opts.StallTimeout
+	}
+	return DefaultStallTimeout
 }
 
 // Proxy is the front-end handler. It is safe for concurrent use;
