@@ -70,6 +70,7 @@ const askWithin = 100 * time.Millisecond
 
 func newUpstreamConn(conn net.Conn, key string) *upstreamConn {
 	c := &upstreamConn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 4096), out: requestWriter{conn: conn}, recent: true}
+	c.out.asker, _ = conn.(asker)
 	c.bw = bufio.NewWriterSize(&c.out, 4096)
 	c.abort = func() { c.SetDeadline(time.Unix(1, 0)) }
 	return c
@@ -82,8 +83,9 @@ func newUpstreamConn(conn net.Conn, key string) *upstreamConn {
 // write is the connection's own Write.
 type requestWriter struct {
 	conn   net.Conn
-	writes int  // since the request began
-	ask    bool // the next write sends a whole request
+	asker  asker // conn, when it can Ask; else nil
+	writes int   // since the request began
+	ask    bool  // the next write sends a whole request
 }
 
 // asker is a connection that can write a request and wait for its answer
@@ -94,12 +96,11 @@ type asker interface {
 
 func (w *requestWriter) Write(p []byte) (int, error) {
 	w.writes++
-	a, ok := w.conn.(asker)
-	if !w.ask || !ok {
+	if !w.ask || w.asker == nil {
 		return w.conn.Write(p)
 	}
 	w.ask = false
-	n, err := a.Ask(p)
+	n, err := w.asker.Ask(p)
 	if err == nil && n < len(p) {
 		var m int
 		m, err = w.conn.Write(p[n:])

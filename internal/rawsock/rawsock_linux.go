@@ -118,7 +118,7 @@ func (c *Conn) Ask(p []byte) (int, error) {
 	defer c.read.mu.Unlock()
 	w := &c.write
 	w.buf, w.n, w.errno = p, 0, 0
-	c.ask.state = asking
+	c.ask.sent = false
 	err := c.raw.Read(c.ask.fn)
 	n, errno := w.n, w.errno
 	w.buf = nil
@@ -134,28 +134,21 @@ func (c *Conn) Ask(p []byte) (int, error) {
 // ask is the state of an Ask.
 type ask struct {
 	write *call
-	state uint8
+	sent  bool // the request is out: the next call is a wake-up
 	fn    func(fd uintptr) bool
 }
 
-const (
-	asking  = iota // p is still to be written
-	waiting        // p is written: the next call is a wake-up
-	done
-)
-
 // attempt writes the request on the first call and asks the poller to
-// wait; a second call means the socket became readable.
+// wait; a second call means the socket became readable. A full socket
+// or a failed write ends the Ask at once.
 func (a *ask) attempt(fd uintptr) bool {
-	if a.state != asking {
-		a.state = done
+	if a.sent {
 		return true
 	}
 	if !a.write.attempt(fd) || a.write.errno != 0 {
-		a.state = done // the socket is full, or the write failed
 		return true
 	}
-	a.state = waiting
+	a.sent = true
 	return false
 }
 

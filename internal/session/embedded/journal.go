@@ -59,6 +59,10 @@ type op struct {
 	sweep  time.Time // not zero: remove tickets and targets expired then
 }
 
+// isDelete reports whether o deletes its key (rather than putting it,
+// flushing use times or sweeping).
+func (o op) isDelete() bool { return o.value == nil && o.used == nil && o.sweep.IsZero() }
+
 // use is a session's newest LastUsed, with its Created time, so that a
 // flush does not move the use time of a session that replaced it.
 type use struct {
@@ -226,7 +230,7 @@ func (j *journal) commitOpen() {
 func (j *journal) retryRemovals(ops []op) {
 	var removals []op
 	for _, o := range ops {
-		if o.value == nil && o.used == nil && o.sweep.IsZero() {
+		if o.isDelete() {
 			removals = append(removals, o)
 		}
 	}
@@ -247,7 +251,7 @@ func apply(tx *bolt.Tx, ops []op) error {
 			err = applyUsed(tx.Bucket(sessionsBucket), o.used)
 		case !o.sweep.IsZero():
 			err = sweepExpired(tx, o.sweep)
-		case o.value == nil:
+		case o.isDelete():
 			err = tx.Bucket(o.bucket).Delete(o.key)
 		default:
 			err = tx.Bucket(o.bucket).Put(o.key, o.value)
