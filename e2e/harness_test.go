@@ -4,12 +4,14 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -28,28 +30,86 @@ import (
 // backend is a real HTTP back end that records every request it receives
 // and answers with a per-run random token, so a test can tell that its
 // answer really came from here.
+//
+// It records each request only after reading its whole body, so the
+// request's trailers are filled in too, and it keeps every byte its
+// connections received (raw): a back end that parses request lines more
+// leniently than Go would act on bytes Go refuses, so an attack row
+// asserts on what arrived, not only on what Go made of it.
 type backend struct {
 	URL   string
 	Token string
 	mu    sync.Mutex
 	seen  []*http.Request
+	raw   []*bytes.Buffer // one per connection, in the order they were accepted
 }
 
 func newBackend(t *testing.T) *backend {
 	t.Helper()
 	b := &backend{Token: randomHex(8)}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body) // fills r.Trailer
+		seen := r.Clone(context.Background())
+		seen.Body = io.NopCloser(bytes.NewReader(body))
 		b.mu.Lock()
-		b.seen = append(b.seen, r.Clone(context.Background()))
+		b.seen = append(b.seen, seen)
 		b.mu.Unlock()
 		w.Header().Set("X-Backend-Token", b.Token)
 		io.WriteString(w, "backend "+b.Token+" user="+r.Header.Get("X-Qlik-User"))
 	})}
 	ln := listenLoopback(t)
-	go srv.Serve(ln)
+	go srv.Serve(recordingListener{ln, b})
 	t.Cleanup(func() { srv.Close() })
 	b.URL = "http://" + ln.Addr().String()
 	return b
+}
+
+// received is every byte the back end's connections have received so
+// far, connection after connection.
+func (b *backend) received() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var all []byte
+	for _, c := range b.raw {
+		all = append(all, c.Bytes()...)
+		all = append(all, '\n')
+	}
+	return all
+}
+
+// recordingListener hands out connections that copy what they read into
+// the back end's raw record.
+type recordingListener struct {
+	net.Listener
+	b *backend
+}
+
+func (l recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	buf := new(bytes.Buffer)
+	l.b.mu.Lock()
+	l.b.raw = append(l.b.raw, buf)
+	l.b.mu.Unlock()
+	return &recordingConn{Conn: c, b: l.b, buf: buf}, nil
+}
+
+type recordingConn struct {
+	net.Conn
+	b   *backend
+	buf *bytes.Buffer
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.b.mu.Lock()
+		c.buf.Write(p[:n])
+		c.b.mu.Unlock()
+	}
+	return n, err
 }
 
 // requests returns what the back end has received so far.
