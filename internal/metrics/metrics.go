@@ -3,23 +3,24 @@
 // connections in progress, and every logged event (tickets issued,
 // redeemed and rejected, sessions added and ended, authentication
 // failures, store and back-end errors). The request path only adds to
-// atomic counters found without building strings; the text exposition
-// format is written by hand when Prometheus scrapes, which is all the
-// client library would do for us here.
+// atomic counters found without building strings; the Registry is a
+// prometheus.Collector that turns them into metrics when Prometheus
+// scrapes.
 package metrics
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // latencyBuckets are the upper bounds, in seconds, of the latency
@@ -165,141 +166,122 @@ func (r *Registry) EventCount(name string) uint64 {
 	return 0
 }
 
-// WriteText writes every metric in Prometheus's text exposition format.
-func (r *Registry) WriteText(ctx context.Context, out io.Writer) error {
-	w := bufio.NewWriter(out)
+// Descriptions of the metrics Collect reports.
+var (
+	frontendRequests  = prometheus.NewDesc("openqps_frontend_requests_total", "Front-end requests answered, by virtual proxy and status class.", []string{"vp", "code"}, nil)
+	frontendDuration  = prometheus.NewDesc("openqps_frontend_request_duration_seconds", "Time to answer a front-end request (websockets excluded), by virtual proxy.", []string{"vp"}, nil)
+	upstreamResponses = prometheus.NewDesc("openqps_upstream_responses_total", "Back-end answers, by virtual proxy and status class.", []string{"vp", "code"}, nil)
+	upstreamDuration  = prometheus.NewDesc("openqps_upstream_response_duration_seconds", "Time from sending a request to a back end to its response head, by virtual proxy.", []string{"vp"}, nil)
+	apiRequests       = prometheus.NewDesc("openqps_api_requests_total", "Trusted API requests answered, by status class.", []string{"code"}, nil)
+	apiDuration       = prometheus.NewDesc("openqps_api_request_duration_seconds", "Time to answer a trusted API request.", nil, nil)
+	websocketsActive  = prometheus.NewDesc("openqps_websockets_active", "Websocket connections in progress.", nil, nil)
+	websocketsTotal   = prometheus.NewDesc("openqps_websockets_total", "Websocket upgrades requested.", nil, nil)
+	eventsTotal       = prometheus.NewDesc("openqps_events_total", "Logged events: session.added|deleted|expired|logged_out, ticket.issued|redeemed|rejected, auth.*, api.rejected, frontend.rejected, store.error, backend.error|down|up, panic.", []string{"event"}, nil)
+	backendUp         = prometheus.NewDesc("openqps_backend_up", "1 when the back end takes requests, 0 while it is left out after failing.", []string{"vp", "backend"}, nil)
+	backendInFlight   = prometheus.NewDesc("openqps_backend_requests_in_flight", "Requests being forwarded to the back end.", []string{"vp", "backend"}, nil)
+	sessionsActive    = prometheus.NewDesc("openqps_sessions_active", "Live sessions by virtual proxy.", []string{"vp"}, nil)
+	storeProbe        = prometheus.NewDesc("openqps_store_probe_duration_seconds", "Time one session lookup took at this scrape.", nil, nil)
+	storeUp           = prometheus.NewDesc("openqps_store_up", "1 when the session store answered at this scrape.", nil, nil)
+)
+
+// scrapeTimeout bounds what a scrape waits for the session store.
+const scrapeTimeout = 2 * time.Second
+
+// Describe sends nothing: the virtual proxies, events and back ends a
+// scrape reports change at run time, so the registry is an unchecked
+// collector (see prometheus.Collector).
+func (r *Registry) Describe(chan<- *prometheus.Desc) {}
+
+// Collect reports every metric as it stands now. The counters are read
+// atomically one by one; a scrape taken while requests are answered may
+// see a histogram count one ahead of its buckets, as with any lock-free
+// counter set.
+func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 	m := *r.vps.Load()
-	prefixes := make([]string, 0, len(m))
-	for p := range m {
-		prefixes = append(prefixes, p)
+	for p, c := range m {
+		collectCodes(ch, frontendRequests, &c.front, p)
+		collectHistogram(ch, frontendDuration, &c.front, p)
+		collectCodes(ch, upstreamResponses, &c.upstream, p)
+		collectHistogram(ch, upstreamDuration, &c.upstream, p)
 	}
-	sort.Strings(prefixes)
-
-	family(w, "openqps_frontend_requests_total", "counter", "Front-end requests answered, by virtual proxy and status class.")
-	for _, p := range prefixes {
-		writeCodes(w, "openqps_frontend_requests_total", `vp="`+escape(p)+`"`, &m[p].front)
-	}
-	family(w, "openqps_frontend_request_duration_seconds", "histogram", "Time to answer a front-end request (websockets excluded), by virtual proxy.")
-	for _, p := range prefixes {
-		writeHistogram(w, "openqps_frontend_request_duration_seconds", `vp="`+escape(p)+`"`, &m[p].front)
-	}
-	family(w, "openqps_upstream_responses_total", "counter", "Back-end answers, by virtual proxy and status class.")
-	for _, p := range prefixes {
-		writeCodes(w, "openqps_upstream_responses_total", `vp="`+escape(p)+`"`, &m[p].upstream)
-	}
-	family(w, "openqps_upstream_response_duration_seconds", "histogram", "Time from sending a request to a back end to its response head, by virtual proxy.")
-	for _, p := range prefixes {
-		writeHistogram(w, "openqps_upstream_response_duration_seconds", `vp="`+escape(p)+`"`, &m[p].upstream)
-	}
-	family(w, "openqps_api_requests_total", "counter", "Trusted API requests answered, by status class.")
-	writeCodes(w, "openqps_api_requests_total", "", &r.api)
-	family(w, "openqps_api_request_duration_seconds", "histogram", "Time to answer a trusted API request.")
-	writeHistogram(w, "openqps_api_request_duration_seconds", "", &r.api)
-
-	family(w, "openqps_websockets_active", "gauge", "Websocket connections in progress.")
-	fmt.Fprintf(w, "openqps_websockets_active %d\n", r.websockets.Load())
-	family(w, "openqps_websockets_total", "counter", "Websocket upgrades requested.")
-	fmt.Fprintf(w, "openqps_websockets_total %d\n", r.websocketsTotal.Load())
-
-	var events []string
-	r.events.Range(func(k, _ any) bool { events = append(events, k.(string)); return true })
-	sort.Strings(events)
-	family(w, "openqps_events_total", "counter", "Logged events: session.added|deleted|expired|logged_out, ticket.issued|redeemed|rejected, auth.*, api.rejected, frontend.rejected, store.error, backend.error|down|up, panic.")
-	for _, e := range events {
-		fmt.Fprintf(w, "openqps_events_total{event=\"%s\"} %d\n", escape(e), r.EventCount(e))
-	}
-
+	collectCodes(ch, apiRequests, &r.api)
+	collectHistogram(ch, apiDuration, &r.api)
+	ch <- prometheus.MustNewConstMetric(websocketsActive, prometheus.GaugeValue, float64(r.websockets.Load()))
+	ch <- prometheus.MustNewConstMetric(websocketsTotal, prometheus.CounterValue, float64(r.websocketsTotal.Load()))
+	r.events.Range(func(k, v any) bool {
+		ch <- prometheus.MustNewConstMetric(eventsTotal, prometheus.CounterValue, float64(v.(*atomic.Uint64).Load()), k.(string))
+		return true
+	})
 	if r.Backends != nil {
-		list := r.Backends()
-		sort.Slice(list, func(i, j int) bool {
-			if list[i].VP != list[j].VP {
-				return list[i].VP < list[j].VP
-			}
-			return list[i].URL < list[j].URL
-		})
-		family(w, "openqps_backend_up", "gauge", "1 when the back end takes requests, 0 while it is left out after failing.")
-		for _, b := range list {
-			up := 0
+		for _, b := range r.Backends() {
+			up := 0.0
 			if b.Up {
 				up = 1
 			}
-			fmt.Fprintf(w, "openqps_backend_up{vp=\"%s\",backend=\"%s\"} %d\n", escape(b.VP), escape(b.URL), up)
-		}
-		family(w, "openqps_backend_requests_in_flight", "gauge", "Requests being forwarded to the back end.")
-		for _, b := range list {
-			fmt.Fprintf(w, "openqps_backend_requests_in_flight{vp=\"%s\",backend=\"%s\"} %d\n", escape(b.VP), escape(b.URL), b.InFlight)
+			ch <- prometheus.MustNewConstMetric(backendUp, prometheus.GaugeValue, up, b.VP, b.URL)
+			ch <- prometheus.MustNewConstMetric(backendInFlight, prometheus.GaugeValue, float64(b.InFlight), b.VP, b.URL)
 		}
 	}
 	if r.Sessions != nil {
-		counts, err := r.Sessions(ctx)
-		family(w, "openqps_sessions_active", "gauge", "Live sessions by virtual proxy.")
-		if err == nil {
-			for _, p := range prefixes {
-				if n, ok := counts[p]; ok {
-					fmt.Fprintf(w, "openqps_sessions_active{vp=\"%s\"} %d\n", escape(p), n)
-				}
+		r.collectStore(ch, m)
+	}
+}
+
+// collectStore reports the live sessions of the configured virtual
+// proxies and whether the store answered.
+func (r *Registry) collectStore(ch chan<- prometheus.Metric, vps map[string]*vpRequests) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	counts, err := r.Sessions(ctx)
+	if err == nil {
+		for p, n := range counts {
+			if vps[p] != nil {
+				ch <- prometheus.MustNewConstMetric(sessionsActive, prometheus.GaugeValue, float64(n), p)
 			}
 		}
-		if r.StoreProbe != nil && err == nil {
-			var d time.Duration
-			d, err = r.StoreProbe(ctx)
-			family(w, "openqps_store_probe_duration_seconds", "gauge", "Time one session lookup took at this scrape.")
-			fmt.Fprintf(w, "openqps_store_probe_duration_seconds %s\n", strconv.FormatFloat(d.Seconds(), 'g', -1, 64))
-		}
-		family(w, "openqps_store_up", "gauge", "1 when the session store answered at this scrape.")
-		up := 1
-		if err != nil {
-			up = 0
-		}
-		fmt.Fprintf(w, "openqps_store_up %d\n", up)
 	}
-	return w.Flush()
+	if r.StoreProbe != nil && err == nil {
+		var d time.Duration
+		d, err = r.StoreProbe(ctx)
+		ch <- prometheus.MustNewConstMetric(storeProbe, prometheus.GaugeValue, d.Seconds())
+	}
+	up := 1.0
+	if err != nil {
+		up = 0
+	}
+	ch <- prometheus.MustNewConstMetric(storeUp, prometheus.GaugeValue, up)
 }
 
-func family(w io.Writer, name, typ, help string) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-}
-
-func writeCodes(w io.Writer, name, labels string, r *Requests) {
-	sep := ""
-	if labels != "" {
-		sep = ","
-	}
+// collectCodes reports r's answers by status class; "other" only once
+// there was one.
+func collectCodes(ch chan<- prometheus.Metric, d *prometheus.Desc, r *Requests, labels ...string) {
 	for class := 1; class <= 5; class++ {
-		fmt.Fprintf(w, "%s{%s%scode=\"%dxx\"} %d\n", name, labels, sep, class, r.codes[class].Load())
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(r.codes[class].Load()), append(labels, strconv.Itoa(class)+"xx")...)
 	}
 	if n := r.codes[0].Load(); n > 0 {
-		fmt.Fprintf(w, "%s{%s%scode=\"other\"} %d\n", name, labels, sep, n)
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(n), append(labels, "other")...)
 	}
 }
 
-func writeHistogram(w io.Writer, name, labels string, r *Requests) {
-	sep := ""
-	if labels != "" {
-		sep = ","
-	}
+func collectHistogram(ch chan<- prometheus.Metric, d *prometheus.Desc, r *Requests, labels ...string) {
+	buckets := make(map[float64]uint64, len(latencyBuckets))
 	var cum uint64
 	for i, le := range latencyBuckets {
 		cum += r.buckets[i].Load()
-		fmt.Fprintf(w, "%s_bucket{%s%sle=\"%s\"} %d\n", name, labels, sep, strconv.FormatFloat(le, 'g', -1, 64), cum)
+		buckets[le] = cum
 	}
 	cum += r.buckets[len(latencyBuckets)].Load()
-	fmt.Fprintf(w, "%s_bucket{%s%sle=\"+Inf\"} %d\n", name, labels, sep, cum)
-	brace := ""
-	if labels != "" {
-		brace = "{" + labels + "}"
-	}
 	sum := float64(r.sumNanos.Load()) / float64(time.Second)
-	fmt.Fprintf(w, "%s_sum%s %s\n", name, brace, strconv.FormatFloat(sum, 'g', -1, 64))
-	fmt.Fprintf(w, "%s_count%s %d\n", name, brace, cum)
+	ch <- prometheus.MustNewConstHistogram(d, cum, sum, buckets, labels...)
 }
 
-// escape escapes a label value.
-func escape(s string) string {
-	if !strings.ContainsAny(s, "\\\"\n") {
-		return s
-	}
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+// Gatherer is what /metrics shows: reg's metrics with Go's runtime
+// (go_*) and the process's (process_*), as Prometheus users expect of a
+// Go service.
+func Gatherer(reg *Registry) prometheus.Gatherer {
+	g := prometheus.NewRegistry()
+	g.MustRegister(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return g
 }
 
 // Handler serves the operations listener: /metrics, /healthz (the
@@ -307,10 +289,7 @@ func escape(s string) string {
 // the listeners serve). It must never be served on the public front end.
 func Handler(reg *Registry, ready func(ctx context.Context) error) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		reg.WriteText(r.Context(), w)
-	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(Gatherer(reg), promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
