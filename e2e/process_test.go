@@ -190,7 +190,12 @@ func TestProcessReloadKeepsSessionsAndWebsockets(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "not reloading") || !strings.Contains(string(out), "line 3") {
 		t.Errorf("openqps reload with a broken file: %v %s", err, out)
 	}
-	p.signal(t, syscall.SIGHUP)
+	// openqps reload without --config signals anyway, and reports the
+	// process's verdict: rejected, with the reason, exit status 1.
+	out, err = exec.Command(bin, "reload", "--pid-file", filepath.Join(p.dir, "openqps.pid")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "reload rejected") || !strings.Contains(string(out), "backends[0]") {
+		t.Errorf("openqps reload of a broken file without --config: %v %s", err, out)
+	}
 	pxUntil(t, "the broken file is rejected", func() bool { return p.logCount("reload rejected") == 1 })
 	if !strings.Contains(p.log.String(), "backends[0]") {
 		t.Error("the rejection does not name the bad key")
@@ -218,7 +223,7 @@ func TestProcessReloadKeepsSessionsAndWebsockets(t *testing.T) {
 	// stays open.
 	p.writeConfig(t, p.configYAML(pxVP("sessionvp", echo.URL, "45m")))
 	out, err = exec.Command(bin, "reload", "--config", p.configFile).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "sent SIGHUP") {
+	if err != nil || !strings.Contains(string(out), "reloaded: ") || !strings.Contains(string(out), "virtual proxies: ") {
 		t.Fatalf("openqps reload: %v %s", err, out)
 	}
 	pxUntil(t, "the second reload is applied", func() bool { return p.logCount("configuration reloaded") == 2 })

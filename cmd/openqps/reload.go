@@ -36,7 +36,8 @@ old configuration keeps running.
 With --api, reload calls the trusted API (POST /openqps/reload, with the client
 certificate in --certs) and prints the result. Otherwise it sends SIGHUP to the
 process in the pid file, after checking the file when --config is given, and
-openqps's log reports the result.`,
+waits for the process to report what it decided (in <pid file>.reload). Either
+way a rejected reload exits with status 1 and says why.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if api != "" {
@@ -61,13 +62,22 @@ openqps's log reports the result.`,
 			if err != nil {
 				return err
 			}
+			statusFile := reloadStatusFile(pidFile)
+			before, _ := readReloadStatus(statusFile)
 			if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 				if errors.Is(err, syscall.ESRCH) {
 					return fmt.Errorf("no process %d (stale pid file %s): is openqps running?", pid, pidFile)
 				}
 				return fmt.Errorf("signal process %d: %w", pid, err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "sent SIGHUP to openqps (pid %d); its log reports the result\n", pid)
+			st, err := awaitReload(statusFile, pid, before)
+			if err != nil {
+				return err
+			}
+			if !st.OK {
+				return fmt.Errorf("reload rejected by openqps (pid %d); the running configuration stays: %s", pid, st.Error)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "reloaded: openqps (pid %d) runs the new configuration (virtual proxies: %d)\n", pid, st.VirtualProxies)
 			return nil
 		},
 	}

@@ -57,7 +57,9 @@ func serveCommand() *cobra.Command {
 				log.Warn("cannot write the pid file; openqps reload will not find this process", "file", pidFile, "err", err)
 			} else {
 				defer os.Remove(pidFile)
+				defer os.Remove(reloadStatusFile(pidFile))
 			}
+			status := reloadStatus{PID: os.Getpid()}
 		serving:
 			for {
 				select {
@@ -66,8 +68,15 @@ func serveCommand() *cobra.Command {
 				case err = <-srv.Err():
 					break serving
 				case <-hup:
+					status.Seq++
+					status.OK, status.Error = true, ""
 					if err := srv.ReloadFile(); err != nil {
+						status.OK, status.Error = false, err.Error()
 						log.Error("reload rejected; the running configuration stays", "event", "config.reload_rejected", "file", configFile, "err", err)
+					}
+					status.VirtualProxies = len(srv.CurrentConfig().VirtualProxies)
+					if err := writeReloadStatus(reloadStatusFile(pidFile), status); err != nil {
+						log.Warn("cannot write the reload status; openqps reload will not learn the result", "err", err)
 					}
 				}
 			}
