@@ -28,7 +28,8 @@ import (
 type pxProcess struct {
 	bin, dir, configFile string
 	cmd                  *exec.Cmd
-	log                  *pxLog
+	log                  *pxLog // standard error
+	stdout               *pxLog
 	exited               chan error
 	front, api           string // addresses
 	o                    *openqps
@@ -78,11 +79,11 @@ func (p *pxProcess) writeConfig(t *testing.T, text string) {
 func pxStartProcess(t *testing.T, bin, vps string) *pxProcess {
 	t.Helper()
 	dir := t.TempDir()
-	p := &pxProcess{bin: bin, dir: dir, configFile: filepath.Join(dir, "openqps.yaml"), log: &pxLog{},
+	p := &pxProcess{bin: bin, dir: dir, configFile: filepath.Join(dir, "openqps.yaml"), log: &pxLog{}, stdout: &pxLog{},
 		exited: make(chan error, 1), front: pxFreeAddr(t), api: pxFreeAddr(t)}
 	p.writeConfig(t, p.configYAML(vps))
 	p.cmd = exec.Command(bin, "serve", "--config", p.configFile)
-	p.cmd.Stderr, p.cmd.Stdout = p.log, p.log
+	p.cmd.Stderr, p.cmd.Stdout = p.log, p.stdout
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func pxStartProcess(t *testing.T, bin, vps string) *pxProcess {
 		p.cmd.Process.Kill()
 		<-p.exited
 		if t.Failed() {
-			t.Logf("openqps log:\n%s", p.log)
+			t.Logf("openqps log:\n%s\nstandard output:\n%s", p.log, p.stdout)
 		}
 	})
 	pxUntil(t, "openqps listens", func() bool {
@@ -132,6 +133,23 @@ func pxRequest(t *testing.T, method, url string) *http.Request {
 
 func pxVP(prefix, backend, timeout string) string {
 	return "  - prefix: " + prefix + "\n    session_inactivity_timeout: " + timeout + "\n    backends: [\"" + backend + "\"]\n"
+}
+
+// TestProcessLogIsOneStream: by default the process log is the one
+// stream a terminal shows, each event once; nothing goes to standard
+// output unless audit.file says so.
+func TestProcessLogIsOneStream(t *testing.T) {
+	bin := storesBuild(t)
+	p := pxStartProcess(t, bin, pxVP("sessionvp", newBackend(t).URL, "30m"))
+	id := randomHex(16)
+	p.o.addSession(t, "sessionvp", "DOMAIN", "User1", id)
+	pxUntil(t, "the session add is logged", func() bool { return p.logCount("event=session.added") > 0 })
+	if n := p.logCount("session.added"); n != 1 {
+		t.Errorf("session.added appears %d times in the log, want 1:\n%s", n, p.log)
+	}
+	if out := p.stdout.String(); out != "" {
+		t.Errorf("standard output has %q, want nothing without audit.file", out)
+	}
 }
 
 // TestProcessReloadKeepsSessionsAndWebsockets: SIGHUP (and openqps

@@ -119,9 +119,11 @@ type Metrics struct {
 	Listen string `yaml:"listen"` // e.g. "127.0.0.1:9090"; empty: off
 }
 
-// Audit is where the audit log (JSON lines) goes.
+// Audit is where the audit log (JSON lines) goes. Its events are in the
+// process log too; the audit log is a stream of its own for log
+// pipelines and SIEM rules, written whatever the log level.
 type Audit struct {
-	File string `yaml:"file"` // empty: stdout with the rest of the log
+	File string `yaml:"file"` // a path, "-" for standard output; empty: no audit stream of its own
 }
 
 // VirtualProxy is one virtual proxy, selected by the first path segment.

@@ -17,9 +17,9 @@ import (
 )
 
 // openAudit routes the process log through the audit handler: audit
-// events also go, as JSON lines, to audit.file (appended, mode 0600) or
-// else to opts.AuditOut or standard output (the process log itself goes
-// to standard error). It creates the metrics registry, which counts the
+// events also go, as JSON lines, to audit.file (appended, mode 0600;
+// "-" is standard output) or else to opts.AuditOut, if any. The
+// per-call api.call records appear only there. It creates the metrics registry, which counts the
 // events.
 func (s *Server) openAudit(opts Options, log *slog.Logger) (*slog.Logger, error) {
 	var prefixes []string
@@ -28,16 +28,23 @@ func (s *Server) openAudit(opts Options, log *slog.Logger) (*slog.Logger, error)
 	}
 	s.Metrics = metrics.New(prefixes)
 
-	var out io.Writer = os.Stdout
-	if opts.AuditOut != nil {
-		out = opts.AuditOut
-	}
-	if f := s.Config.Audit.File; f != "" {
+	// The process log carries every audit event already: by default
+	// there is one stream, readable in a terminal, and no event is
+	// printed twice.
+	out := opts.AuditOut
+	switch f := s.Config.Audit.File; f {
+	case "":
+	case "-":
+		out = os.Stdout
+	default:
 		file, err := os.OpenFile(f, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("audit.file: %w", err)
 		}
 		s.auditFile, out = file, file
+	}
+	if out == nil {
+		out = io.Discard
 	}
 	h := audit.NewHandler(log.Handler(), out, s.Metrics.Event)
 	s.auditOnly = h.AuditOnly()

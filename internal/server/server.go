@@ -42,7 +42,7 @@ type Options struct {
 	// Now is the clock of the API and front end; nil is time.Now.
 	Now func() time.Time
 	// AuditOut receives the audit log when audit.file is empty; nil is
-	// standard output.
+	// none (its events are in the process log anyway).
 	AuditOut io.Writer
 	// ActivityInterval is how often websocket traffic is recorded as
 	// session activity; 0 is the front end's default.
