@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/demo"
 	"github.com/openqps/openqps/internal/server"
 )
 
@@ -17,16 +17,22 @@ import (
 // logs it in through the session API (sessionvp) or the ticket API
 // (ticketvp), and the hub then shows the user.
 func TestDemoLogsInThroughBothFlows(t *testing.T) {
-	cfg := config.Demo()
+	dm, err := demo.Start(testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dm.Close)
+	cfg := dm.Config()
 	cfg.DataDir = t.TempDir()
 	cfg.Frontend.Listen = "127.0.0.1:0"
 	cfg.API.Listen = "127.0.0.1:0"
 	cfg.Metrics.Listen = "127.0.0.1:0"
 	cfg.Store.Type = "memory"
-	srv, err := server.Start(context.Background(), server.Options{Config: cfg, Log: testLogger(t)})
+	srv, err := server.Start(context.Background(), server.Options{Config: cfg, Log: testLogger(t), Local: dm.Local()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	dm.Connect(srv.APIAddr, srv.Certs.ClientTLS())
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

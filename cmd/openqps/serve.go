@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/demo"
 	"github.com/openqps/openqps/internal/gcpace"
 	"github.com/openqps/openqps/internal/server"
 )
@@ -25,14 +28,29 @@ func serveCommand() *cobra.Command {
 		Short: "Run the proxy: the trusted API (:4243) and the front end (:8443); with no --config, the demo",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(configFile)
-			if err != nil {
-				return err
+			var cfg *config.Config
+			var local map[string]http.Handler
+			var log *slog.Logger
+			var logLevel *slog.LevelVar
+			var dm *demo.Demo
+			if configFile == "" {
+				log, logLevel = newLogger(config.Log{Level: "info", Format: "text"})
+				var err error
+				if dm, err = demo.Start(log); err != nil {
+					return err
+				}
+				defer dm.Close()
+				cfg, local = dm.Config(), dm.Local()
+			} else {
+				var err error
+				if cfg, err = config.Load(configFile); err != nil {
+					return fmt.Errorf("configuration: %w", err)
+				}
+				log, logLevel = newLogger(cfg.Log)
 			}
 			if dataDir != "" {
 				cfg.DataDir = dataDir
 			}
-			log, logLevel := newLogger(cfg.Log)
 			defer gcpace.Start().Stop()
 			if cpuProfile != "" {
 				stopProfile, err := startCPUProfile(cpuProfile)
@@ -46,9 +64,14 @@ func serveCommand() *cobra.Command {
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			srv, err := server.Start(ctx, server.Options{Config: cfg, Log: log, LogLevel: logLevel, ConfigFile: configFile, DataDir: dataDir})
+			srv, err := server.Start(ctx, server.Options{Config: cfg, Log: log, LogLevel: logLevel, ConfigFile: configFile, DataDir: dataDir, Local: local})
 			if err != nil {
 				return err
+			}
+			if dm != nil {
+				dm.Connect(srv.APIAddr, srv.Certs.ClientTLS())
+				log.Info("demo mode: no configuration file given", "hub", dm.HubURL,
+					"try", "https://localhost"+portSuffix(srv.FrontendAddr)+"/sessionvp/hub/", "certs", srv.Certs.Dir)
 			}
 			if pidFile == "" {
 				pidFile = filepath.Join(cfg.DataDir, "openqps.pid")
@@ -111,17 +134,6 @@ func startCPUProfile(path string) (func(), error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
-func loadConfig(path string) (*config.Config, error) {
-	if path == "" {
-		return config.Demo(), nil
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, fmt.Errorf("configuration: %w", err)
-	}
-	return cfg, nil
-}
-
 // newLogger returns the process's logger and its level, which a reload
 // may change.
 func newLogger(c config.Log) (*slog.Logger, *slog.LevelVar) {
@@ -132,4 +144,13 @@ func newLogger(c config.Log) (*slog.Logger, *slog.LevelVar) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), level
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts)), level
+}
+
+// portSuffix is ":port" of addr, or "" for 443.
+func portSuffix(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "443" {
+		return ""
+	}
+	return ":" + port
 }

@@ -63,17 +63,7 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 	}
 }
 
-func TestDemoConfig(t *testing.T) {
-	c := Demo()
-	for _, prefix := range []string{"", "sessionvp", "ticketvp"} {
-		vp, ok := c.VirtualProxy(prefix)
-		if !ok {
-			t.Fatalf("demo lacks virtual proxy %q", prefix)
-		}
-		if vp.SessionCookieName != CookieName(prefix) {
-			t.Errorf("%q cookie %q", prefix, vp.SessionCookieName)
-		}
-	}
+func TestDefaultCookieNames(t *testing.T) {
 	if CookieName("sessionvp") != "X-Qlik-Session-sessionvp" || CookieName("") != "X-Qlik-Session" {
 		t.Error("cookie names")
 	}

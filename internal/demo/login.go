@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 
 	"github.com/openqps/openqps/internal/qpsapi"
 	"github.com/openqps/openqps/internal/session"
@@ -40,15 +41,18 @@ who you are through the trusted API's {{.Flow}} API.</p>
 </form></body></html>
 `))
 
-// LoginModule is the demo login module. api calls openqps's trusted API
-// with the exported client certificate, as a login module must;
-// cookieName returns the session cookie of a virtual proxy (a real
+// LoginModule is the demo login module. Its API client calls openqps's
+// trusted API with the exported client certificate, as a login module
+// must; CookieName returns the session cookie of a virtual proxy (a real
 // session-API module is configured with it).
 type LoginModule struct {
-	API        *qpsapi.Client
 	CookieName func(prefix string) (string, bool)
 	Log        *slog.Logger
+	api        atomic.Pointer[qpsapi.Client] // set by Demo.Connect once the server runs
 }
+
+func (m *LoginModule) setAPI(c *qpsapi.Client) { m.api.Store(c) }
+func (m *LoginModule) client() *qpsapi.Client  { return m.api.Load() }
 
 // ServeHTTP serves GET (the form) and POST (log in) for both flows.
 func (m *LoginModule) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -65,6 +69,10 @@ func (m *LoginModule) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	data := map[string]string{"Flow": flow, "ProxyRestURI": q.Get("proxyRestUri"), "TargetID": q.Get("targetId")}
 	if r.Method == http.MethodPost {
+		if m.client() == nil {
+			http.Error(w, "openqps is still starting; try again in a moment", http.StatusServiceUnavailable)
+			return
+		}
 		if err := m.login(w, r, flow); err != nil {
 			data["Error"] = err.Error()
 			data["ProxyRestURI"], data["TargetID"] = r.PostFormValue("proxyRestUri"), r.PostFormValue("targetId")
@@ -111,7 +119,7 @@ func (m *LoginModule) sessionLogin(ctx context.Context, w http.ResponseWriter, r
 	}
 	req.SessionId = session.NewID()
 	req.TargetId = ""
-	if _, err := m.API.AddSession(ctx, prefix, req); err != nil {
+	if _, err := m.client().AddSession(ctx, prefix, req); err != nil {
 		return fmt.Errorf("session API: %w", err)
 	}
 	if r.TLS == nil {
@@ -125,7 +133,7 @@ func (m *LoginModule) sessionLogin(ctx context.Context, w http.ResponseWriter, r
 // ticketLogin is the ticket flow: POST ticket with the targetId, send the
 // browser back to TargetUri with the ticket.
 func (m *LoginModule) ticketLogin(ctx context.Context, w http.ResponseWriter, r *http.Request, prefix string, req qpsapi.UserRequest) error {
-	t, err := m.API.Ticket(ctx, prefix, req)
+	t, err := m.client().Ticket(ctx, prefix, req)
 	if err != nil {
 		return fmt.Errorf("ticket API: %w", err)
 	}

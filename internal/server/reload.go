@@ -97,9 +97,6 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	old := s.CurrentConfig()
-	if old.Demo {
-		return errors.New("the demo runs without a configuration file; there is nothing to reload")
-	}
 	if fixed := restartOnly(old, cfg); len(fixed) > 0 {
 		return fmt.Errorf("%s changed; these apply only at start: restart openqps, or put back the running values (nothing was reloaded)", strings.Join(fixed, ", "))
 	}

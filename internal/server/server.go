@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,7 +22,6 @@ import (
 	"time"
 
 	"github.com/openqps/openqps/internal/config"
-	"github.com/openqps/openqps/internal/demo"
 	"github.com/openqps/openqps/internal/metrics"
 	"github.com/openqps/openqps/internal/pki"
 	"github.com/openqps/openqps/internal/proxy"
@@ -55,6 +53,9 @@ type Options struct {
 	// LogLevel, when set, is the level of Log; Reload sets it to the new
 	// configuration's log.level.
 	LogLevel *slog.LevelVar
+	// Local are handlers the front end serves outside every virtual
+	// proxy, by first path segment (the demo's login module).
+	Local map[string]http.Handler
 }
 
 // Server is a running openqps.
@@ -74,15 +75,12 @@ type Server struct {
 	// HTTPAddr is the plain-HTTP front listener's address; empty unless
 	// frontend.http_listen is set.
 	HTTPAddr string
-	// HubURL is the demo hub's address; empty unless in demo mode.
-	HubURL string
 	// Metrics counts requests and events; MetricsAddr is the address of
 	// its listener, empty unless metrics.listen is set.
 	Metrics     *metrics.Registry
 	MetricsAddr string
 
 	log        *slog.Logger
-	demoClient *qpsapi.Client // the demo login module's API client
 	servers    []*http.Server
 	ownStore   bool
 	reloadMu   sync.Mutex
@@ -160,16 +158,8 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	_, apiPort, _ := net.SplitHostPort(s.APIAddr)
 	port, _ := strconv.Atoi(apiPort)
 
-	local := map[string]http.Handler{}
-	if cfg.Demo {
-		if err := s.startDemo(local); err != nil {
-			closeListeners()
-			return nil, err
-		}
-	}
-
 	s.API = qpsapi.New(cfg, s.Store, log, opts.Now)
-	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: local, Hosts: certNames(s.Certs), ActivityInterval: opts.ActivityInterval, Metrics: s.Metrics})
+	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: opts.Local, Hosts: certNames(s.Certs), ActivityInterval: opts.ActivityInterval, Metrics: s.Metrics})
 	if err != nil {
 		closeListeners()
 		return nil, err
@@ -196,51 +186,8 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 
 	log.Info("openqps started", "frontend", "https://"+displayAddr(s.FrontendAddr), "api", "https://"+displayAddr(s.APIAddr),
-		"store", cfg.Store.Type, "virtual_proxies", len(cfg.VirtualProxies), "demo", cfg.Demo)
+		"store", cfg.Store.Type, "virtual_proxies", len(cfg.VirtualProxies))
 	return s, nil
-}
-
-// startDemo starts the demo hub on a loopback port and points every
-// virtual proxy without a back end or login module at the demo ones.
-func (s *Server) startDemo(local map[string]http.Handler) error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("demo hub: %w", err)
-	}
-	s.HubURL = "http://" + ln.Addr().String()
-	s.serve(&http.Server{Handler: demo.Hub()}, ln, "demo hub")
-	hub, _ := url.Parse(s.HubURL)
-	for i := range s.Config.VirtualProxies {
-		vp := &s.Config.VirtualProxies[i]
-		if len(vp.BackendURLs) == 0 {
-			vp.Backends, vp.BackendURLs = []string{s.HubURL}, []*url.URL{hub}
-		}
-		if vp.AuthenticationModuleRedirectURI == "" {
-			vp.AuthenticationModuleRedirectURI = demo.SessionLoginPath
-			if vp.Prefix == "ticketvp" {
-				vp.AuthenticationModuleRedirectURI = demo.TicketLoginPath
-			}
-		}
-	}
-	clientTLS := s.Certs.ClientTLS()
-	clientTLS.ServerName = "localhost"
-	_, port, _ := net.SplitHostPort(s.APIAddr)
-	s.demoClient = qpsapi.NewClient("https://127.0.0.1:"+port, clientTLS)
-	local[demo.LoginMount] = &demo.LoginModule{
-		API: s.demoClient,
-		CookieName: func(prefix string) (string, bool) {
-			vp, ok := s.Config.VirtualProxy(prefix)
-			if !ok {
-				return "", false
-			}
-			return vp.SessionCookieName, true
-		},
-		Log: s.log,
-	}
-	s.log.Info("demo mode: no configuration file given", "hub", s.HubURL,
-		"try", "https://localhost"+portSuffix(s.FrontendAddr)+"/sessionvp/hub/",
-		"certs", s.Certs.Dir)
-	return nil
 }
 
 func (s *Server) serve(srv *http.Server, ln net.Listener, name string) {
@@ -266,9 +213,6 @@ func (s *Server) Err() <-chan error { return s.errs }
 // Shutdown stops accepting, lets in-flight requests finish until ctx
 // ends, and closes the store if Start opened it.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if s.demoClient != nil {
-		s.demoClient.CloseIdleConnections() // else its HTTP/2 connection holds Shutdown for a second
-	}
 	// Every listener stops accepting at once and drains in parallel;
 	// hijacked websockets, unknown to http.Server.Shutdown, get their
 	// notice and close meanwhile.
@@ -361,12 +305,4 @@ func displayAddr(addr string) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-func portSuffix(addr string) string {
-	_, port, _ := net.SplitHostPort(addr)
-	if port == "443" {
-		return ""
-	}
-	return ":" + port
 }

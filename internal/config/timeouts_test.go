@@ -23,9 +23,6 @@ func TestTimeoutsAndMetricsDefaults(t *testing.T) {
 	if c.Metrics.Listen != "" {
 		t.Errorf("metrics on by default: %q", c.Metrics.Listen)
 	}
-	if d := Demo(); d.Metrics.Listen != "127.0.0.1:9090" {
-		t.Errorf("demo metrics on %q", d.Metrics.Listen)
-	}
 }
 
 func TestTimeoutsAndMetricsAreValidated(t *testing.T) {

@@ -1,9 +1,6 @@
 package config
 
-import (
-	"strings"
-	"time"
-)
+import "time"
 
 // Timeouts bound how long a client may take, so slow clients (slowloris
 // headers, trickled bodies) cannot hold connections open for ever. They
@@ -27,23 +24,7 @@ const (
 	DefaultIdleTimeout        = 5 * time.Minute
 )
 
-// DemoMetricsListen is where the demo serves /metrics, /healthz and
-// /readyz.
-const DemoMetricsListen = "127.0.0.1:9090"
-
-// operations fills and checks the timeouts and the metrics listener.
-func (v *validator) operations(c *Config) {
-	v.timeouts(&c.Timeouts)
-	if c.Metrics.Listen != "" {
-		v.listen("metrics.listen", c.Metrics.Listen)
-		if !strings.HasSuffix(c.Metrics.Listen, ":0") && (c.Metrics.Listen == c.Frontend.Listen || c.Metrics.Listen == c.API.Listen) {
-			v.fail("metrics.listen", "must differ from frontend.listen and api.listen: metrics are never served on the public front end")
-		}
-	}
-}
-
-// timeouts fills the defaults of the timeouts and validates them.
-func (v *validator) timeouts(t *Timeouts) {
+func (t *Timeouts) setDefaults() {
 	if t.ReadHeader == 0 {
 		t.ReadHeader = DefaultReadHeaderTimeout
 	}
@@ -53,6 +34,9 @@ func (v *validator) timeouts(t *Timeouts) {
 	if t.Idle == 0 {
 		t.Idle = DefaultIdleTimeout
 	}
+}
+
+func (v *validator) timeouts(t *Timeouts) {
 	if t.ReadHeader < 0 || t.RequestBody < 0 || t.Idle < 0 {
 		v.fail("timeouts", "read_header, request_body and idle must be positive durations such as 10s")
 	}
