@@ -17,10 +17,9 @@
 // allowed until the next one is as much as is live, but at least 32 MB and
 // at most 64 MB, and never less than a quarter of the live
 // heap, so that a large heap full of pointers is not marked over and over.
-// Under the benchmark's load a small heap is then collected twice a
-// second instead of fifty times, and with a million sessions the heap
-// stays within 64 MB of what is live (bench/scale; the README's
-// Performance section has the latency figures).
+// A small heap is then collected far less often under load, and with a
+// million sessions the heap stays within 64 MB of what is live
+// (bench/scale; bench/README.md has the figures).
 package gcpace
 
 import (

@@ -8,10 +8,9 @@
 // the goroutine must win a processor back. Sockets are non-blocking, so
 // the call never waits, but on loopback a write does deliver the segment
 // and wake the reader before it returns, and on a virtual machine that
-// often takes longer than 20 µs. Measured on the benchmark machine
-// (bench/run.sh, 2 cores), the front end then switched threads 0.44 times
-// a request and slept the monitor 0.16 times; with the calls made raw,
-// 0.18 and 0.01, and the proxy's CPU a request fell from 53.7 µs to 46 µs.
+// often takes longer than the monitor waits: the front end then switches
+// threads for a good share of its requests. Made raw, it switches far
+// less, and spends less CPU a request (bench/README.md has the figures).
 //
 // What a raw call gives up is the scheduler's knowledge that the
 // goroutine sits in the kernel. For a non-blocking socket that is a

@@ -16,10 +16,9 @@ import (
 // every lookup compares the stored prefix and id, so a collision costs a
 // comparison, never a wrong answer.
 //
-// At a million sessions with two group attributes this is about 230 bytes
-// of resident memory a session, against 550 for a map of pointers to
-// structs, and a full GC cycle takes about 5 ms instead of 1.2 s
-// (bench/scale).
+// That takes less than half the memory of a map of pointers to structs,
+// and a GC cycle has next to nothing to mark, however many sessions there
+// are (bench/scale measures both; bench/README.md has the figures).
 
 // record is one session's fixed-size part. A free slot has size 0 (a live
 // record always holds at least its four length bytes).
