@@ -165,7 +165,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 
-	if err := s.startOperations(ctx); err != nil {
+	if err := s.startTelemetry(ctx); err != nil {
 		closeListeners()
 		return nil, err
 	}

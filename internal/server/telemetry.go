@@ -51,10 +51,10 @@ func (s *Server) openAudit(opts Options, log *slog.Logger) (*slog.Logger, error)
 	return slog.New(h), nil
 }
 
-// startOperations opens the metrics listener (metrics.listen: /metrics,
+// startTelemetry opens the metrics listener (metrics.listen: /metrics,
 // /healthz, /readyz) and follows the store's events to log sessions that
 // expire.
-func (s *Server) startOperations(ctx context.Context) error {
+func (s *Server) startTelemetry(ctx context.Context) error {
 	s.Metrics.Sessions = s.sessionCounts
 	s.Metrics.Backends = s.Frontend.Backends
 	s.Metrics.StoreProbe = s.storeProbe
