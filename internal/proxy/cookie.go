@@ -30,18 +30,36 @@ func cookieValues(headers []string, name string, fn func(string) bool) {
 	}
 }
 
-// withoutCookie returns the Cookie header values with the cookie name
-// removed, so the proxy's session id never reaches a back end.
-func withoutCookie(headers []string, name string) []string {
+// withoutSessionCookies returns the Cookie header values without any
+// cookie whose name is one of names (compared in ASCII case-insensitively
+// and without surrounding spaces, as lenient cookie parsers read them),
+// so that no back end gets a session id of any virtual proxy. Values with
+// none of them are returned as they came; it allocates only for a value
+// it must rewrite.
+func withoutSessionCookies(headers []string, names []string) []string {
+	clean := true
+	for _, h := range headers {
+		if hasSessionCookie(h, names) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return headers
+	}
 	var out []string
 	for _, h := range headers {
+		if !hasSessionCookie(h, names) {
+			out = append(out, h)
+			continue
+		}
 		var b strings.Builder
 		size := len(h) + 16 // "; " may replace a bare ";"
 		for h != "" {
 			var part string
 			part, h, _ = strings.Cut(h, ";")
 			part = strings.TrimSpace(part)
-			if k, _, _ := strings.Cut(part, "="); k == name || part == "" {
+			if part == "" || isSessionCookie(part, names) {
 				continue
 			}
 			if b.Len() > 0 {
@@ -56,6 +74,53 @@ func withoutCookie(headers []string, name string) []string {
 		}
 	}
 	return out
+}
+
+// hasSessionCookie reports whether the Cookie header value h holds a
+// cookie named one of names.
+func hasSessionCookie(h string, names []string) bool {
+	for h != "" {
+		var part string
+		part, h, _ = strings.Cut(h, ";")
+		if isSessionCookie(part, names) {
+			return true
+		}
+	}
+	return false
+}
+
+// isSessionCookie reports whether one name=value pair of a Cookie header
+// is named one of names.
+func isSessionCookie(pair string, names []string) bool {
+	k, _, _ := strings.Cut(pair, "=")
+	k = strings.TrimSpace(k)
+	for _, name := range names {
+		if len(k) == len(name) && asciiEqualFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// asciiEqualFold is strings.EqualFold for ASCII only: a back end does not
+// take the Kelvin sign for a K, so neither does openqps.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // queryParamFold returns the value of the first query parameter whose name

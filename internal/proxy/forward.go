@@ -120,6 +120,11 @@ func userHeader(s session.Session) string {
 
 // securityHeader is the X-Qlik-Security value carrying the session's
 // attributes: SecureRequest=true; Context=AppAccess; Group=Sales; ...
+// openqps's own fields come first and are the only ones of their names:
+// an attribute that would read as one of them (session.ReservedAttribute)
+// is renamed with reservedAttributePrefix. The session API refuses such
+// attributes; this covers those that arrive another way (a JWT claim
+// mapped to that name, a session stored by an older openqps).
 func securityHeader(s session.Session) string {
 	const head = "SecureRequest=true; Context=AppAccess;"
 	n := len(head)
@@ -127,10 +132,13 @@ func securityHeader(s session.Session) string {
 		n += len(a.Key) + len(a.Value) + 3
 	}
 	var b strings.Builder
-	b.Grow(n) // exact unless a value needs escaping
+	b.Grow(n) // exact unless a value needs escaping or renaming
 	b.WriteString(head)
 	for _, a := range s.Attributes {
 		b.WriteByte(' ')
+		if session.ReservedAttribute(a.Key) {
+			b.WriteString(reservedAttributePrefix)
+		}
 		b.WriteString(headerEscape(a.Key))
 		b.WriteByte('=')
 		b.WriteString(headerEscape(a.Value))
@@ -138,3 +146,9 @@ func securityHeader(s session.Session) string {
 	}
 	return b.String()
 }
+
+// reservedAttributePrefix goes in front of an attribute named like one of
+// openqps's own X-Qlik-Security fields: Attribute-Context=ManagementAccess
+// keeps the value for whoever wants it, and no back end takes it for the
+// Context.
+const reservedAttributePrefix = "Attribute-"

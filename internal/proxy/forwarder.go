@@ -40,14 +40,22 @@ func (p *Proxy) forwardHTTP(rq *request, n *node) error {
 	h := rq.w.Header()
 	o := outbound{ctx: in.Context(), key: n.key, scheme: backend.Scheme, host: backend.Host, method: in.Method, into: h}
 	var body *clientBody
-	if target, ok := headTarget(rq, backend); ok {
+	query := upstreamQuery(in.URL.RawQuery)
+	if target, ok := headTarget(rq, backend, query); ok {
 		o.rq, o.target = rq, target
 	} else {
 		out := in.WithContext(in.Context()) // a shallow copy; its header and URL are replaced below
 		out.RequestURI = ""
 		out.Host = backend.Host
-		out.URL = &url.URL{Scheme: backend.Scheme, Host: backend.Host, Path: singleJoin(backend.Path, rq.path), RawQuery: in.URL.RawQuery}
+		out.URL = &url.URL{Scheme: backend.Scheme, Host: backend.Host, Path: singleJoin(backend.Path, rq.path), RawQuery: query}
 		out.Close = false
+		// Request trailers are dropped, not filtered: every rule for
+		// client headers (identity, forwarding, cookies, credentials)
+		// would have to hold for a second set of fields that arrives
+		// after the body, and that some back ends merge into the
+		// headers. Qlik's services read no request trailers. Without
+		// them, Request.Write announces none either.
+		out.Trailer = nil
 		if in.ContentLength == 0 {
 			out.Body = nil // no body: the upstream client then retries a dead idle connection
 		} else {
@@ -142,17 +150,20 @@ func outboundHeader(in *http.Request, rq *request) http.Header {
 // eachOutboundHeader calls emit once for every header the back end gets:
 // the client's headers without hop-by-hop ones (and those the client's
 // Connection header names), without any X-Qlik-* or X-Forwarded-* (which
-// only openqps may set), without the proxy's session cookie; then the
-// identity and forwarding headers. emit gets the client's values as vv,
-// or a single value openqps sets as v (vv nil).
+// only openqps may set), without the header a header-auth virtual proxy
+// reads its users from, without an underscore spelling of any of these
+// or of a framing header, and without any virtual proxy's session
+// cookie; then the identity and forwarding headers, X-Forwarded-Host a
+// name of this proxy. emit gets the client's values as vv, or a single
+// value openqps sets as v (vv nil).
 func eachOutboundHeader(in *http.Request, rq *request, emit func(k string, vv []string, v string)) {
 	conn := in.Header["Connection"]
 	for k, vv := range in.Header {
 		switch {
-		case hopByHop(k, conn), spoofable(k):
+		case hopByHop(k, conn), spoofable(k), rq.routes.credentialHeader(k), underscoreAlias(k, conn, rq.routes):
 			continue
 		case k == "Cookie":
-			if kept := withoutCookie(vv, rq.vp.cookie(rq.scheme)); len(kept) > 0 {
+			if kept := withoutSessionCookies(vv, rq.routes.sessionCookies); len(kept) > 0 {
 				emit(k, kept, "")
 			}
 			continue
@@ -169,12 +180,33 @@ func eachOutboundHeader(in *http.Request, rq *request, emit func(k string, vv []
 	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
 		emit("X-Forwarded-For", nil, ip)
 	}
-	emit("X-Forwarded-Host", nil, in.Host)
+	emit("X-Forwarded-Host", nil, rq.routes.forwardedHost(in.Host, rq.vp))
 	if rq.scheme == "https" {
 		emit("X-Forwarded-Proto", forwardedHTTPS, "")
 	} else {
 		emit("X-Forwarded-Proto", forwardedHTTP, "")
 	}
+}
+
+// credentialHeader reports whether k (canonical) is a header that a
+// header-auth virtual proxy reads its users from.
+func (rt *routes) credentialHeader(k string) bool {
+	return len(rt.credentialHeaders) > 0 && rt.credentialHeaders[k]
+}
+
+// underscoreAlias reports whether k spells with underscores a header
+// that openqps never forwards: a framing or hop-by-hop header, one the
+// Connection header names, or a header-auth virtual proxy's credential.
+// CGI-style servers (and IIS, PHP, many WSGI setups) read "_" and "-"
+// alike, so Transfer_Encoding would frame the body for them, and
+// X_Remote_User log a user in. (X-Qlik-* and X-Forwarded-* are spoofable
+// in any spelling.) Names without an underscore cost one byte scan.
+func underscoreAlias(k string, conn []string, rt *routes) bool {
+	if strings.IndexByte(k, '_') < 0 {
+		return false
+	}
+	d := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
+	return hopByHop(d, conn) || d == "Content-Length" || d == "Host" || rt.credentialHeader(d)
 }
 
 // hasToken reports whether the comma-separated header values hold token,
@@ -195,13 +227,14 @@ func hasToken(values []string, token string) bool {
 // headTarget returns the request target (path and query) for writeHead
 // when rq can take the fast path: a GET or HEAD without a body, no
 // upgrade, to a back end with a plain host, with nothing in the target
-// that Request.Write would refuse or rewrite.
-func headTarget(rq *request, backend *url.URL) (target string, ok bool) {
+// that Request.Write would refuse or rewrite. query is the request's
+// query as upstreamQuery escaped it.
+func headTarget(rq *request, backend *url.URL, query string) (target string, ok bool) {
 	in := rq.r
 	if in.Method != http.MethodGet && in.Method != http.MethodHead || in.ContentLength != 0 || isUpgrade(in) || !plainHost(backend.Host) {
 		return "", false
 	}
-	u := url.URL{Path: singleJoin(backend.Path, rq.path), RawQuery: in.URL.RawQuery}
+	u := url.URL{Path: singleJoin(backend.Path, rq.path), RawQuery: query}
 	target = u.RequestURI()
 	if hasCTL(target) {
 		return "", false

@@ -65,11 +65,17 @@ func FuzzCookies(f *testing.F) {
 			}
 			return false
 		})
-		for _, kept := range withoutCookie([]string{header}, name) {
+		names := []string{name, name + "-HTTP"}
+		for _, kept := range withoutSessionCookies([]string{header}, names) {
 			cookieValues([]string{kept}, name, func(v string) bool {
 				t.Fatalf("%q stripped to %q still carries %q", header, kept, v)
 				return true
 			})
+			for _, pair := range strings.Split(kept, ";") {
+				if isSessionCookie(pair, names) {
+					t.Fatalf("%q stripped to %q still carries %q", header, kept, pair)
+				}
+			}
 		}
 	})
 }

@@ -106,3 +106,88 @@ func splitPrefix(p string) (first, rest string) {
 	}
 	return p, "/"
 }
+
+// checkRequestLine refuses a method or request target that openqps could
+// not write into an HTTP/1.1 request line as it came. Over HTTP/1.1,
+// net/http has refused most such requests already; over HTTP/2, :method
+// and :path arrive as header values, and "GET /../qrs/about?" as a method
+// or "/hub/? /../qrs" as a path would put a request line of the client's
+// choosing in front of a back end that splits lines leniently, past
+// every path rule of openqps. The method must be a name (letters, then
+// letters, digits, "-" or "_": every registered method is one), the
+// target free of spaces and control characters. Bytes that an HTTP/1.1
+// target can carry but RFC 3986 does not allow are escaped on the way
+// out instead (upstreamQuery).
+func checkRequestLine(method, target string) error {
+	if !methodName(method) {
+		return errors.New("the method must be a name of letters, digits, - and _ starting with a letter, such as GET or POST")
+	}
+	for i := 0; i < len(target); i++ {
+		if c := target[i]; c <= ' ' || c == 0x7f {
+			return errors.New("the request target contains a space or a control character; percent-encode it (%20)")
+		}
+	}
+	return nil
+}
+
+// methodName reports whether m is a plain method name, at most 32 bytes.
+func methodName(m string) bool {
+	if m == "" || len(m) > 32 || !('A' <= m[0] && m[0] <= 'Z' || 'a' <= m[0] && m[0] <= 'z') {
+		return false
+	}
+	for i := 1; i < len(m); i++ {
+		if c := m[i]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// upstreamQuery is the raw query as written to a back end: every byte
+// outside RFC 3986's query set (quotes, angle brackets, braces, "|",
+// "\", "^", "`", "#", non-ASCII, and a "%" that starts no escape) is
+// percent-encoded, so that every back end reads the query openqps read,
+// however leniently it parses. net/http passes the query of a request
+// target on verbatim (only the path is re-encoded). A query that needs
+// nothing, nearly every one, is returned as it is, without allocating.
+func upstreamQuery(raw string) string {
+	i := 0
+	for i < len(raw) && queryByte(raw, i) {
+		i++
+	}
+	if i == len(raw) {
+		return raw
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(raw) + 16)
+	b.WriteString(raw[:i])
+	for ; i < len(raw); i++ {
+		if queryByte(raw, i) {
+			b.WriteByte(raw[i])
+			continue
+		}
+		c := raw[i]
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&0xf])
+	}
+	return b.String()
+}
+
+// queryByte reports whether raw[i] may stand in a query as it is (RFC
+// 3986 §3.4: pchar, "/" and "?"; a "%" only before two hex digits).
+func queryByte(raw string, i int) bool {
+	c := raw[i]
+	if c == '%' {
+		return i+2 < len(raw) && isHex(raw[i+1]) && isHex(raw[i+2])
+	}
+	return queryChar[c]
+}
+
+var queryChar = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~!$&'()*+,;=:@/?", byte(c)) >= 0
+	}
+	return t
+}()

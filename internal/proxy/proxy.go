@@ -194,6 +194,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		rq.scheme = "https"
 	}
+	if err := checkRequestLine(r.Method, r.RequestURI); err != nil {
+		p.reject(rq, http.StatusBadRequest, "invalid request line", err.Error())
+		return
+	}
 	clean, err := cleanPath(r.URL.Path, r.URL.EscapedPath())
 	if err != nil {
 		p.reject(rq, http.StatusBadRequest, "invalid path", err.Error())

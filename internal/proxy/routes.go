@@ -18,6 +18,18 @@ type routes struct {
 	byPrefix map[string]*virtualProxy
 	def      *virtualProxy   // prefix ""; nil when not configured
 	hosts    map[string]bool // names of this proxy, see Options.Hosts
+	// publicHost is the Host back ends are told (X-Forwarded-Host) when a
+	// request's own Host is not a name of this proxy: frontend.public_url's
+	// host, else the first of Options.Hosts.
+	publicHost string
+	// sessionCookies are the session cookie names of every virtual proxy,
+	// both the HTTPS and the -HTTP form: no back end gets any of them
+	// (withoutSessionCookies).
+	sessionCookies []string
+	// credentialHeaders are the canonical names of the headers that
+	// header-auth virtual proxies read the user from: they are the
+	// front's credential, for openqps only, and no back end gets them.
+	credentialHeaders map[string]bool
 	// stopHealth ends the active health checks of these routes.
 	stopHealth context.CancelFunc
 }
@@ -47,8 +59,13 @@ func newRoutes(cfg *config.Config, p *Proxy, old *routes) (*routes, error) {
 	for _, h := range append([]string{"localhost", "127.0.0.1", "::1"}, p.opts.Hosts...) {
 		rt.hosts[hostOnly(h)] = true
 	}
+	rt.publicHost = "localhost"
+	if len(p.opts.Hosts) > 0 {
+		rt.publicHost = p.opts.Hosts[0]
+	}
 	if u, err := url.Parse(cfg.Frontend.PublicURL); err == nil && u.Host != "" {
 		rt.hosts[hostOnly(u.Host)] = true
+		rt.publicHost = u.Host
 	}
 	for i := range cfg.VirtualProxies {
 		c := &cfg.VirtualProxies[i]
@@ -56,6 +73,13 @@ func newRoutes(cfg *config.Config, p *Proxy, old *routes) (*routes, error) {
 			return nil, fmt.Errorf("virtual proxy %q has no back end", c.Prefix)
 		}
 		vp := &virtualProxy{cfg: c, cookieName: c.SessionCookieName, cookieNameHTTP: c.SessionCookieName + "-HTTP", pool: newPool(c)}
+		rt.sessionCookies = append(rt.sessionCookies, vp.cookieName, vp.cookieNameHTTP)
+		if name := c.Auth.HeaderName; name != "" && (c.Auth.AuthenticationMethod == config.AuthHeaderStatic || c.Auth.AuthenticationMethod == config.AuthHeaderDynamic) {
+			if rt.credentialHeaders == nil {
+				rt.credentialHeaders = map[string]bool{}
+			}
+			rt.credentialHeaders[http.CanonicalHeaderKey(name)] = true
+		}
 		vp.upstream = p.upstreamFor(c.Proxying.BackendConnectTimeout, c.Proxying.BackendResponseTimeout)
 		if old != nil {
 			vp.pool.inherit(old.vpByPrefix(c.Prefix))
@@ -118,6 +142,74 @@ func (rt *routes) hostAllowed(host string, vp *virtualProxy) bool {
 		}
 	}
 	return false
+}
+
+// forwardedHost is the Host a back end is told the browser used
+// (X-Forwarded-Host, the personal API's logoutUri): the request's own
+// Host when it names this proxy for vp, else publicHost, so that a
+// client cannot make a back end build links to a host of its choosing.
+func (rt *routes) forwardedHost(host string, vp *virtualProxy) string {
+	name, ok := hostName(host)
+	if !ok {
+		return rt.publicHost
+	}
+	if rt.hosts[name] {
+		return host
+	}
+	for _, allowed := range vp.cfg.Proxying.HostAllowList {
+		if hostOnly(allowed) == name || strings.EqualFold(allowed, host) {
+			return host
+		}
+	}
+	return rt.publicHost
+}
+
+// hostName returns the lower-case name (or IP address) of a Host value,
+// ok only for a plain host[:port] whose port is digits: the name check
+// alone would take "localhost:1@evil.example" for localhost. It
+// allocates only for a name with upper-case letters.
+func hostName(hostport string) (name string, ok bool) {
+	name, port := hostport, ""
+	if strings.HasPrefix(hostport, "[") {
+		end := strings.IndexByte(hostport, ']')
+		if end < 0 {
+			return "", false
+		}
+		name, port = hostport[1:end], hostport[end+1:]
+		if port != "" && port[0] != ':' {
+			return "", false
+		}
+	} else if i := strings.LastIndexByte(hostport, ':'); i >= 0 {
+		name, port = hostport[:i], hostport[i:]
+	}
+	if port != "" {
+		if len(port) == 1 {
+			return "", false
+		}
+		for i := 1; i < len(port); i++ {
+			if port[i] < '0' || port[i] > '9' {
+				return "", false
+			}
+		}
+	}
+	upper := false
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '.', c == '-', c == '_':
+		case 'A' <= c && c <= 'Z':
+			upper = true
+		case c == ':' && hostport[0] == '[':
+		default:
+			return "", false
+		}
+	}
+	if name == "" {
+		return "", false
+	}
+	if upper {
+		name = strings.ToLower(name)
+	}
+	return name, true
 }
 
 // cookie is the name of the session cookie for a request that came in

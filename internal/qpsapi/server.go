@@ -326,6 +326,9 @@ func checkAttributes(attrs Attributes) error {
 		if strings.TrimSpace(a.Key) == "" {
 			return errors.New("an attribute has an empty name")
 		}
+		if session.ReservedAttribute(a.Key) {
+			return fmt.Errorf("attribute %q is named like a field openqps sets in X-Qlik-Security (Context, SecureRequest); rename it", a.Key)
+		}
 		for _, r := range a.Key + a.Value {
 			if r < 0x20 || r == 0x7f {
 				return fmt.Errorf("attribute %q contains a control character", a.Key)
