@@ -157,7 +157,7 @@ func (rt *routes) forwardedHost(host string, vp *virtualProxy) string {
 		return host
 	}
 	for _, allowed := range vp.cfg.Proxying.HostAllowList {
-		if hostOnly(allowed) == name || strings.EqualFold(allowed, host) {
+		if a, _ := hostName(allowed); a == name || strings.EqualFold(allowed, host) {
 			return host
 		}
 	}
