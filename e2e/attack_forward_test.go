@@ -186,9 +186,10 @@ func orDefault(v, def string) string {
 	return v
 }
 
-// startForward is start with a third virtual proxy, "auth", whose users
-// arrive in the header X-Remote-User (header_static): the header a
-// header-auth virtual proxy trusts must reach no back end.
+// startForward is start with two more virtual proxies: "auth", whose
+// users arrive in the header X-Remote-User (header_static), the header a
+// header-auth virtual proxy trusts and that must reach no back end; and
+// "anon", where everyone is let in anonymously.
 func startForward(t *testing.T) (*openqps, map[string]string) {
 	t.Helper()
 	o := start(t, func(c *config.Config) {
@@ -196,7 +197,10 @@ func startForward(t *testing.T) (*openqps, map[string]string) {
 		vp.Prefix, vp.SessionCookieName = "auth", "X-Qlik-Session-auth"
 		vp.Auth = config.Auth{AuthenticationMethod: config.AuthHeaderStatic, HeaderName: "X-Remote-User", StaticUserDirectory: "ACME", AnonymousAccess: config.AnonymousNone}
 		vp.AuthenticationModuleRedirectURI = ""
-		c.VirtualProxies = append(c.VirtualProxies, vp)
+		anon := c.VirtualProxies[1]
+		anon.Prefix, anon.SessionCookieName = "anon", "X-Qlik-Session-anon"
+		anon.Auth = config.Auth{AuthenticationMethod: config.AuthTicket, AnonymousAccess: config.AnonymousAlways}
+		c.VirtualProxies = append(c.VirtualProxies, vp, anon)
 	})
 	defID, svID := randomHex(16), randomHex(16)
 	o.addSession(t, "", "DOMAIN", "User1", defID)
@@ -251,7 +255,12 @@ func attackForwardRows() []attackRow {
 		{name: "quoted session cookie", raw: getWith("/hub/", "Cookie: {cookie}; X-Qlik-Session-sessionvp=\"{mark}\"\r\n"), want: served},
 		{name: "space before the cookie's equals sign", raw: getWith("/hub/", "Cookie: {cookie}; X-Qlik-Session-sessionvp ={mark}\r\n"), want: served},
 		{name: "session cookies in a second Cookie header", raw: getWith("/hub/", "Cookie: {cookie}\r\n", "Cookie: a=1;X-Qlik-Session-sessionvp={mark};b=2\r\n"), want: served},
-		{name: "session cookie on an anonymous request", raw: getWith("/sessionvp/hub/", "Cookie: X-Qlik-Session-sessionvp={svid}; X-Qlik-Session={mark}\r\n"), want: served},
+		{name: "live session cookies to an anonymous VP", raw: getWith("/anon/hub/", "Cookie: {cookie}; X-Qlik-Session-sessionvp={mark}; X-Qlik-Session-auth-HTTP={mark}\r\n"), want: served,
+			check: func(t *testing.T, _ *http.Response, body string) {
+				if !strings.Contains(body, "UserId=anon") {
+					t.Errorf("not served anonymously: %s", body)
+				}
+			}},
 
 		// Item 11: the back end is told a Host openqps validated.
 		{name: "foreign Host with a session", raw: "GET /hub/ HTTP/1.1\r\nHost: {mark}.evil.example\r\nCookie: {cookie}\r\n" + closing, want: served},
@@ -320,6 +329,8 @@ func TestAttackForwardHTTP2(t *testing.T) {
 		{name: "hash in the query", req: h2Request{Path: "/hub/?a=1#{mark}&b=2", Header: cookie}, want: served, escaped: true},
 		{name: "raw UTF-8 in the query", req: h2Request{Path: "/hub/?q=\xc3\xa9{mark}\xff", Header: cookie}, want: served, escaped: true},
 		{name: "stray percent in the query", req: h2Request{Path: "/hub/?q=%zz{mark}%u002e%", Header: cookie}, want: served, escaped: true},
+		{name: "quotes and brackets in the path", req: h2Request{Path: `/hub/"{mark}"<a>{b}|c^e` + "`", Header: cookie}, want: served, escaped: true},
+		{name: "raw UTF-8 in the path", req: h2Request{Path: "/hub/\xc3\xa9{mark}", Header: cookie}, want: served, escaped: true},
 		{name: "odd query bytes on a POST", req: h2Request{Method: "POST", Path: `/hub/?q="{mark}"<>`, Header: cookie, Body: "{}"}, want: served, escaped: true},
 
 		// Item 2: trailers over HTTP/2.
@@ -493,10 +504,14 @@ func TestAttackHeaderAuthHeaderStaysAtTheFront(t *testing.T) {
 // renamed when the header is built.
 func TestAttackAttributesCannotOverrideSecurityFields(t *testing.T) {
 	o, _ := startForward(t)
-	for _, key := range []string{"Context", "context", "SECUREREQUEST", "Cont%65xt", "SecureRequest"} {
+	for _, key := range []string{"Context", "context", "SECUREREQUEST", "Cont%65xt", "SecureRequest", " context "} {
 		_, err := o.API.AddSession(context.Background(), "sessionvp", qpsapiUser("Mallory", randomHex(16), key))
 		if err == nil || !strings.Contains(err.Error(), "400") {
 			t.Errorf("session API with attribute %q: %v, want 400", key, err)
+		}
+		_, err = o.API.Ticket(context.Background(), "sessionvp", qpsapiUser("Mallory", "", key))
+		if err == nil || !strings.Contains(err.Error(), "400") {
+			t.Errorf("ticket API with attribute %q: %v, want 400", key, err)
 		}
 	}
 	id := randomHex(16)
