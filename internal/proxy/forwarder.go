@@ -206,7 +206,7 @@ func underscoreAlias(k string, conn []string, rt *routes) bool {
 		return false
 	}
 	d := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
-	return hopByHop(d, conn) || d == "Content-Length" || d == "Host" || rt.credentialHeader(d)
+	return hopByHop(d, conn) || d == "Content-Length" || rt.credentialHeader(d)
 }
 
 // hasToken reports whether the comma-separated header values hold token,
