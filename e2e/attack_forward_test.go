@@ -265,6 +265,7 @@ func attackForwardRows() []attackRow {
 		// Item 11: the back end is told a Host openqps validated.
 		{name: "foreign Host with a session", raw: "GET /hub/ HTTP/1.1\r\nHost: {mark}.evil.example\r\nCookie: {cookie}\r\n" + closing, want: served},
 		{name: "foreign Host on a POST with a session", raw: "POST /hub/ HTTP/1.1\r\nHost: {mark}.evil.example\r\nCookie: {cookie}\r\nContent-Length: 2\r\n" + closing + "{}", want: served},
+		{name: "allowed name with a port of userinfo", raw: "GET /hub/ HTTP/1.1\r\nHost: localhost:1@{mark}.evil.example\r\nCookie: {cookie}\r\n" + closing, want: []int{http.StatusOK, http.StatusBadRequest}},
 		{name: "logoutUri keeps a foreign Host out", raw: "GET /qps/user HTTP/1.1\r\nHost: {mark}.evil.example\r\nCookie: {cookie}\r\n" + closing, want: served,
 			check: func(t *testing.T, _ *http.Response, body string) {
 				if strings.Contains(body, "evil.example") {
@@ -342,6 +343,7 @@ func TestAttackForwardHTTP2(t *testing.T) {
 
 		// Item 11: :authority is the Host.
 		{name: "foreign :authority with a session", req: h2Request{Path: "/hub/", Authority: "{mark}.evil.example", Header: cookie}, want: served},
+		{name: "allowed :authority with a port of userinfo", req: h2Request{Path: "/hub/", Authority: "localhost:1@{mark}.evil.example", Header: cookie}, want: []int{200, 400, 0}},
 		{name: "foreign :authority on the personal API", req: h2Request{Path: "/qps/user", Authority: "{mark}.evil.example", Header: cookie}, want: served,
 			check: func(t *testing.T, a h2Answer) {
 				if strings.Contains(a.Body, "evil.example") {
