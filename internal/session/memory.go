@@ -3,6 +3,7 @@ package session
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"math"
@@ -51,6 +52,7 @@ type Memory struct {
 	users    userIndex
 	tickets  timedMap[Ticket]
 	targets  timedMap[Target]
+	secrets  sync.Map // name → []byte, see Secret
 	watch    watchers
 
 	journal Journal      // nopJournal unless WithJournal
@@ -453,6 +455,20 @@ func (m *Memory) GetTarget(_ context.Context, id string) (Target, error) {
 		return Target{}, ErrNotFound
 	}
 	return t, nil
+}
+
+// Secret returns the named secret, made at random on first use. It lives
+// as long as the store: a Memory is not shared, so one process agreeing
+// with itself is all there is to agree on.
+func (m *Memory) Secret(_ context.Context, name string) ([]byte, error) {
+	if name == "" {
+		return nil, errors.New("secret: empty name")
+	}
+	if v, ok := m.secrets.Load(name); ok {
+		return v.([]byte), nil
+	}
+	v, _ := m.secrets.LoadOrStore(name, NewSecret())
+	return v.([]byte), nil
 }
 
 // Watch returns a channel of sessions that end after Watch returns. Each

@@ -122,3 +122,17 @@ func Redact(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:4])
 }
+
+// SecretSize is the length of the keys Store.Secret returns: the size of
+// an HMAC-SHA256 key that adds nothing by being longer.
+const SecretSize = 32
+
+// NewSecret returns SecretSize bytes from crypto/rand, for stores that
+// make a secret on first use.
+func NewSecret() []byte {
+	b := make([]byte, SecretSize)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return b
+}

@@ -44,6 +44,14 @@ type Store interface {
 	// not single-use: a user may retry a login.
 	GetTarget(ctx context.Context, id string) (Target, error)
 
+	// Secret returns the secret key of the given name: SecretSize random
+	// bytes, made the first time any node asks for that name and the same
+	// on every node that shares the store, for as long as the store's data
+	// lives (embedded: in its file; Redis: in Redis; memory: in this
+	// process). It keys what openqps signs so that every node can check
+	// it (targetIds, CSRF tokens). The caller must not modify the slice.
+	Secret(ctx context.Context, name string) ([]byte, error)
+
 	// Watch returns a channel of sessions that ended (deleted, logged out,
 	// expired) anywhere — on any node, for shared stores — after Watch
 	// returned. The channel is closed when ctx ends or the store is

@@ -17,7 +17,9 @@ var (
 	ticketsBucket  = []byte("tickets")
 	targetsBucket  = []byte("targets")
 	metaBucket     = []byte("meta")
-	formatKey      = []byte("format")
+	// secretsBucket holds Store.Secret's keys by name.
+	secretsBucket = []byte("secrets")
+	formatKey     = []byte("format")
 )
 
 // format is the version of the record layout below, kept in the meta

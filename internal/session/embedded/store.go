@@ -60,6 +60,7 @@ type Store struct {
 	db      *bolt.DB
 	journal *journal
 	path    string
+	secrets sync.Map // name → []byte, read from the file once
 
 	closeOnce sync.Once
 	closeErr  error
@@ -304,6 +305,37 @@ func (s *Store) loadSessions(b *bolt.Bucket, now time.Time) (expired [][]byte, e
 		batches <- batch
 	}()
 	return expired, first
+}
+
+// Secret returns the named secret from the file, making it (at random)
+// and writing it there the first time it is asked for, so it survives
+// restarts. The first read is a write transaction: of concurrent first
+// calls, the later ones find what the first one wrote.
+func (s *Store) Secret(_ context.Context, name string) ([]byte, error) {
+	if name == "" {
+		return nil, errors.New("secret: empty name")
+	}
+	if v, ok := s.secrets.Load(name); ok {
+		return v.([]byte), nil
+	}
+	var key []byte
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(secretsBucket)
+		if err != nil {
+			return err
+		}
+		if v := b.Get([]byte(name)); len(v) == session.SecretSize {
+			key = bytes.Clone(v)
+			return nil
+		}
+		key = session.NewSecret()
+		return b.Put([]byte(name), key)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("secret %q in %s: %v: %w", name, s.path, err, session.ErrUnavailable)
+	}
+	v, _ := s.secrets.LoadOrStore(name, key)
+	return v.([]byte), nil
 }
 
 // flushEvery writes recorded use times and sweeps expired tickets and

@@ -1,6 +1,7 @@
 package embedded_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -529,5 +530,20 @@ func TestTruncatedFileIsAClearError(t *testing.T) {
 		if !strings.Contains(err.Error(), cut) || !strings.Contains(err.Error(), "move it aside") {
 			t.Fatalf("file cut to %d bytes: %v, want an error naming the file and what to do", size, err)
 		}
+	}
+}
+
+func TestSecretSurvivesReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), embedded.FileName)
+	s := open(t, path, embedded.Options{})
+	first, err := s.Secret(t.Context(), "target-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+	s = open(t, path, embedded.Options{})
+	again, err := s.Secret(t.Context(), "target-id")
+	if err != nil || !bytes.Equal(again, first) {
+		t.Fatalf("after reopen Secret = %x, %v; want %x", again, err, first)
 	}
 }

@@ -74,6 +74,7 @@ type Store struct {
 	cancel  context.CancelFunc // ends the subscriber and the sweeper
 	done    sync.WaitGroup
 	closing sync.Once
+	secrets sync.Map // name → []byte, read from Redis once
 }
 
 var _ session.Store = (*Store)(nil)
@@ -142,6 +143,7 @@ func (k keys) count() string                    { return k.prefix + "count" }
 func (k keys) ticket(id string) string          { return k.prefix + "t:" + id }
 func (k keys) target(id string) string          { return k.prefix + "g:" + id }
 func (k keys) events() string                   { return k.prefix + "events" }
+func (k keys) secret(name string) string        { return k.prefix + "secret:" + name }
 
 // vpMember is a session's member in its virtual proxy's index: the id,
 // directory and user, so that an expired session's user is known.
@@ -612,6 +614,36 @@ func (s *Store) putUntil(ctx context.Context, op, key, value string, expires tim
 		return s.unavailable(op, err)
 	}
 	return nil
+}
+
+// Secret returns the named secret: the first node to ask writes a random
+// one with SET NX (no expiry), and every node then reads the one that won.
+// A node keeps it after the first read, so a flushed Redis (which a new
+// node would fill with another secret) does not change it under a running
+// node; restart the nodes after flushing Redis.
+func (s *Store) Secret(ctx context.Context, name string) ([]byte, error) {
+	if name == "" {
+		return nil, errors.New("secret: empty name")
+	}
+	if v, ok := s.secrets.Load(name); ok {
+		return v.([]byte), nil
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	key := s.keys.secret(name)
+	err := s.client.Do(ctx, s.client.B().Set().Key(key).Value(rueidis.BinaryString(session.NewSecret())).Nx().Build()).Error()
+	if err != nil && !rueidis.IsRedisNil(err) { // nil: another node's secret is there
+		return nil, s.unavailable("secret", err)
+	}
+	v, err := s.client.Do(ctx, s.client.B().Get().Key(key).Build()).AsBytes()
+	if err != nil {
+		return nil, s.unavailable("secret", err)
+	}
+	if len(v) != session.SecretSize {
+		return nil, fmt.Errorf("secret %q in redis (key %s) has %d bytes, not %d: delete the key and restart every node", name, key, len(v), session.SecretSize)
+	}
+	got, _ := s.secrets.LoadOrStore(name, v)
+	return got.([]byte), nil
 }
 
 // Ping reports whether Redis answers, for health checks.

@@ -1,7 +1,9 @@
 package redis_test
 
 import (
+	"bytes"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -330,5 +332,25 @@ func TestAddThatCannotIndexLeavesNothing(t *testing.T) {
 	}
 	if got, err := s.ByUser(t.Context(), sess.Prefix, sess.UserDirectory, sess.UserID); err != nil || len(got) != 1 {
 		t.Fatalf("ByUser after the retry = %d sessions, %v; want the one", len(got), err)
+	}
+}
+
+func TestNodesAgreeOnSecrets(t *testing.T) {
+	srv := redistest.Start(t)
+	a := open(t, srv.Addr, redis.Options{})
+	b := open(t, srv.Addr, redis.Options{})
+	name := "agree-" + session.NewID()
+	var wg sync.WaitGroup
+	var ka, kb []byte
+	var ea, eb error
+	wg.Go(func() { ka, ea = a.Secret(t.Context(), name) })
+	wg.Go(func() { kb, eb = b.Secret(t.Context(), name) })
+	wg.Wait()
+	if ea != nil || eb != nil || !bytes.Equal(ka, kb) || len(ka) != session.SecretSize {
+		t.Fatalf("node A: %x, %v; node B: %x, %v; want one key of %d bytes", ka, ea, kb, eb, session.SecretSize)
+	}
+	c := open(t, srv.Addr, redis.Options{}) // a node that starts later
+	if kc, err := c.Secret(t.Context(), name); err != nil || !bytes.Equal(kc, ka) {
+		t.Fatalf("later node: %x, %v; want %x", kc, err, ka)
 	}
 }

@@ -15,6 +15,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -53,6 +54,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock func() time.Time) sessi
 	s.group(t, "Sessions", sessionTests)
 	s.group(t, "Tickets", ticketTests)
 	s.group(t, "Targets", targetTests)
+	s.group(t, "Secrets", secretTests)
 	s.group(t, "Watch", watchTests)
 	s.group(t, "Concurrency", concurrencyTests)
 	t.Run("Expiry", func(t *testing.T) {
@@ -528,6 +530,56 @@ var targetTests = []test{
 	{"GetUnknownTargetIsErrNotFound", func(t *testing.T, e *env) {
 		_, err := e.store.GetTarget(e.ctx, session.NewID())
 		wantErr(t, "GetTarget unknown", err, session.ErrNotFound)
+	}},
+}
+
+var secretTests = []test{
+	{"SecretIsStableAndRandom", func(t *testing.T, e *env) {
+		name := "test-" + e.prefix
+		first, err := e.store.Secret(e.ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(first) != session.SecretSize || bytes.Equal(first, make([]byte, session.SecretSize)) {
+			t.Fatalf("secret %x: want %d random bytes", first, session.SecretSize)
+		}
+		again, err := e.store.Secret(e.ctx, name)
+		if err != nil || !bytes.Equal(again, first) {
+			t.Fatalf("second Secret(%q) = %x, %v; want %x", name, again, err, first)
+		}
+		other, err := e.store.Secret(e.ctx, name+"-other")
+		if err != nil || bytes.Equal(other, first) {
+			t.Fatalf("Secret of another name = %x, %v; want another key", other, err)
+		}
+	}},
+	{"ConcurrentFirstSecretsAgree", func(t *testing.T, e *env) {
+		name := "test-" + e.prefix
+		const callers = 16
+		got := make([][]byte, callers)
+		var start, wg sync.WaitGroup
+		start.Add(1)
+		for i := range callers {
+			wg.Go(func() {
+				start.Wait()
+				k, err := e.store.Secret(e.ctx, name)
+				if err != nil {
+					t.Errorf("Secret: %v", err)
+				}
+				got[i] = k
+			})
+		}
+		start.Done()
+		wg.Wait()
+		for i := range got {
+			if !bytes.Equal(got[i], got[0]) {
+				t.Fatalf("concurrent first calls disagree: %x and %x", got[0], got[i])
+			}
+		}
+	}},
+	{"EmptySecretNameIsAnError", func(t *testing.T, e *env) {
+		if k, err := e.store.Secret(e.ctx, ""); err == nil {
+			t.Fatalf("Secret(\"\") = %x, want an error", k)
+		}
 	}},
 }
 
