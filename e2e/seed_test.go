@@ -102,8 +102,8 @@ func TestUnauthenticatedBrowserGoesToLoginModule(t *testing.T) {
 		t.Errorf("proxyRestUri %q, want %q", got, wantRest)
 	}
 	targetID := loc.Query().Get("targetId")
-	if len(targetID) != 36 {
-		t.Fatalf("targetId %q", targetID)
+	if targetID == "" || strings.Trim(targetID, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		t.Fatalf("targetId %q: want a URL-safe token", targetID)
 	}
 	tk, err := o.API.Ticket(context.Background(), "sessionvp", userReqTarget("DOMAIN", "User1", targetID))
 	if err != nil {

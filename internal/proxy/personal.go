@@ -73,8 +73,10 @@ func (p *Proxy) currentUser(rq *request) {
 // offerLogin sets user.LoginURI, as QPS does, when the request names a
 // targetUri on this proxy and the virtual proxy has an authentication
 // module: the address that logs the browser in and returns it there. A
-// targetUri elsewhere gets no loginUri (no open redirect). It returns
-// false when it answered the request itself (the store failed).
+// targetUri elsewhere, or longer than session.MaxTargetURI, gets no
+// loginUri (no open redirect). Nothing is stored for it (see loginURL).
+// It returns false when it answered the request itself (the store
+// failed).
 func (p *Proxy) offerLogin(rq *request, user *personalUser) bool {
 	raw, _, found := queryParamFold(rq.r.URL.RawQuery, "targeturi")
 	if !found || rq.vp.cfg.AuthenticationModuleRedirectURI == "" || !rq.routes.hostAllowed(rq.r.Host, rq.vp) {
@@ -86,6 +88,10 @@ func (p *Proxy) offerLogin(rq *request, user *personalUser) bool {
 		return true
 	}
 	login, err := p.loginURL(rq, target)
+	if errors.Is(err, session.ErrTargetTooLong) {
+		p.log.Info("login offer refused", "event", "frontend.target_refused", "vp", rq.vp.cfg.Prefix, "reason", "targetUri is longer than "+strconv.Itoa(session.MaxTargetURI)+" bytes", "remote", rq.r.RemoteAddr)
+		return true
+	}
 	if err != nil {
 		p.storeFailed(rq, err)
 		return false

@@ -265,6 +265,11 @@ func (p *Proxy) challenge(rq *request) {
 		return
 	}
 	loc, err := p.loginURL(rq, uri)
+	if errors.Is(err, session.ErrTargetTooLong) {
+		p.reject(rq, http.StatusRequestURITooLong, "URL too long to log in with",
+			fmt.Sprintf("the login redirect carries the URL to return to, at most %d bytes; this one has %d: shorten it (or its reloadUri)", session.MaxTargetURI, len(uri)))
+		return
+	}
 	if err != nil {
 		p.storeFailed(rq, err)
 		return
@@ -307,7 +312,7 @@ func (p *Proxy) storeFailed(rq *request, err error) {
 		return
 	}
 	if errors.Is(err, session.ErrFull) {
-		p.reject(rq, http.StatusTooManyRequests, "session store full", "openqps holds as many sessions and logins in progress as it may; try again later")
+		p.reject(rq, http.StatusTooManyRequests, "session store full", "openqps holds as many sessions as it may; try again later")
 		return
 	}
 	p.log.Error("session store failed", "event", "store.error", "vp", rq.vp.cfg.Prefix, "err", err)

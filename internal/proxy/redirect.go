@@ -56,19 +56,29 @@ func (p *Proxy) allowedTarget(rq *request, param, raw string) (string, error) {
 	return u.String(), nil
 }
 
-// loginURL stores a target for uri and returns the address of the virtual
-// proxy's authentication module that logs the browser in and sends it
-// back there: the module gets proxyRestUri (where to ask for a ticket) and
-// targetId (which the ticket API turns into TargetUri).
+// loginURL returns the address of the virtual proxy's authentication
+// module that logs the browser in and sends it back to uri: the module
+// gets proxyRestUri (where to ask for a ticket) and targetId (which the
+// ticket API turns into TargetUri). The targetId is uri itself, sealed
+// under the store's TargetSecret (session.SealTarget), so sending a
+// stranger to the login module stores nothing: however many come, they
+// cannot fill anything others need. A uri longer than
+// session.MaxTargetURI is session.ErrTargetTooLong.
 func (p *Proxy) loginURL(rq *request, uri string) (string, error) {
 	vp := rq.vp
-	target := session.Target{
-		ID:      newGUID(),
+	if len(uri) > session.MaxTargetURI {
+		return "", session.ErrTargetTooLong // before asking the store for anything
+	}
+	key, err := p.store.Secret(rq.r.Context(), session.TargetSecret)
+	if err != nil {
+		return "", err
+	}
+	targetID, err := session.SealTarget(key, session.Target{
 		Prefix:  vp.cfg.Prefix,
 		URI:     uri,
 		Expires: p.opts.Now().Add(rq.routes.cfg.Sessions.TargetTTL),
-	}
-	if err := p.store.PutTarget(rq.r.Context(), target); err != nil {
+	})
+	if err != nil {
 		return "", err
 	}
 	login := vp.cfg.AuthenticationModuleRedirectURI
@@ -79,5 +89,5 @@ func (p *Proxy) loginURL(rq *request, uri string) (string, error) {
 	if strings.Contains(login, "?") {
 		sep = "&"
 	}
-	return login + sep + "proxyRestUri=" + url.QueryEscape(p.proxyRestURI(rq)) + "&targetId=" + url.QueryEscape(target.ID), nil
+	return login + sep + "proxyRestUri=" + url.QueryEscape(p.proxyRestURI(rq)) + "&targetId=" + targetID, nil // URL-safe already
 }

@@ -274,8 +274,8 @@ func (vp *virtualProxy) addResponseHeaders(w http.ResponseWriter) {
 	}
 }
 
-// newGUID returns a random (version 4) GUID, the form QPS uses for
-// targetId values.
+// newGUID returns a random (version 4) GUID, as in the user ids of
+// anonymous sessions.
 func newGUID() string {
 	var b [16]byte
 	rand.Read(b[:])

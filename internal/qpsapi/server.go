@@ -143,13 +143,20 @@ func (s *Server) ticket(c *call) {
 	}
 	var targetURI *string
 	if req.TargetId != "" {
-		target, err := s.store.GetTarget(ctx, req.TargetId)
-		if errors.Is(err, session.ErrNotFound) || (err == nil && target.Prefix != c.vp.Prefix) {
-			s.fail(c, http.StatusBadRequest, "unknown TargetId", fmt.Sprintf("TargetId %q is not known to virtual proxy %q or has expired; pass the targetId the proxy sent, within %s, or leave it empty", req.TargetId, c.vp.Prefix, c.cfg.Sessions.TargetTTL))
-			return
-		}
+		// The targetId is the signed target itself (session.SealTarget):
+		// nothing was stored for it, and it may be used again until it
+		// expires, as a user may retry a login.
+		key, err := s.store.Secret(ctx, session.TargetSecret)
 		if err != nil {
 			s.storeFailed(c, err)
+			return
+		}
+		target, err := session.OpenTarget(key, req.TargetId, now)
+		if err == nil && target.Prefix != c.vp.Prefix {
+			err = fmt.Errorf("it was issued for virtual proxy %q", target.Prefix)
+		}
+		if err != nil {
+			s.fail(c, http.StatusBadRequest, "unknown TargetId", fmt.Sprintf("TargetId %s is not valid for virtual proxy %q (%v); pass the targetId the proxy sent, within %s, or leave it empty", quoteShort(req.TargetId), c.vp.Prefix, err, c.cfg.Sessions.TargetTTL))
 			return
 		}
 		t.TargetURI = target.URI
@@ -164,6 +171,16 @@ func (s *Server) ticket(c *call) {
 	s.reply(c, http.StatusCreated, TicketInfo{
 		UserDirectory: dir, UserId: user, Attributes: req.Attributes, Ticket: t.ID, TargetUri: targetURI,
 	})
+}
+
+// quoteShort quotes a caller's value for an error detail, cut to what
+// identifies it: a targetId can be several kilobytes.
+func quoteShort(v string) string {
+	const max = 64
+	if len(v) <= max {
+		return strconv.Quote(v)
+	}
+	return strconv.Quote(v[:max]) + "…"
 }
 
 func (s *Server) session(c *call) {

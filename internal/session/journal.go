@@ -10,7 +10,7 @@ import (
 var ErrFull = errors.New("session store is full")
 
 // Journal makes a Memory store durable. The store reports every change
-// of its sessions, tickets and targets to its journal, which writes them
+// of its sessions and tickets to its journal, which writes them
 // down; the store keeps serving every lookup from memory. The embedded
 // store (internal/session/embedded) is a Memory with a journal on disk.
 //
@@ -38,9 +38,6 @@ type Journal interface {
 	// TicketTaken records that a ticket was redeemed (it must never be
 	// redeemed again, not even after a restart).
 	TicketTaken(id string) Commit
-	// TargetPut records a target. The store makes it visible only after
-	// Commit returns nil.
-	TargetPut(t Target) Commit
 }
 
 // Commit waits until a change is durable. It returns an error wrapping
@@ -78,4 +75,3 @@ func (nopJournal) SessionRemoved(string, string) Commit             { return noC
 func (nopJournal) SessionUsed(string, string, time.Time, time.Time) {}
 func (nopJournal) TicketPut(Ticket) Commit                          { return noCommit }
 func (nopJournal) TicketTaken(string) Commit                        { return noCommit }
-func (nopJournal) TargetPut(Target) Commit                          { return noCommit }

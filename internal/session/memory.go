@@ -41,7 +41,7 @@ const watchBuffer = 256
 // slice, so a caller may reuse it after Add returns.
 //
 // A background sweeper, owned by the store and stopped by Close, removes
-// expired sessions, tickets and targets and reports each expired session
+// expired sessions and tickets and reports each expired session
 // to watchers as an Event of kind Expired. Expiry does not wait for the
 // sweeper: an expired entry is treated as absent at once.
 type Memory struct {
@@ -51,7 +51,6 @@ type Memory struct {
 	shards   [shardCount]sessionShard
 	users    userIndex
 	tickets  timedMap[Ticket]
-	targets  timedMap[Target]
 	secrets  sync.Map // name → []byte, see Secret
 	watch    watchers
 
@@ -90,8 +89,6 @@ func NewMemory(opts ...Option) *Memory {
 	}
 	m.users.init()
 	m.tickets.items = make(map[string]timed[Ticket])
-	m.targets.items = make(map[string]timed[Target])
-	m.targets.size, m.targets.limit = targetSize, MaxTargetBytes
 	m.watch.channels = make(map[chan Event]func() bool)
 	go m.sweepEvery(cfg.sweepInterval)
 	return m
@@ -421,42 +418,6 @@ func (m *Memory) TakeTicket(_ context.Context, id string) (Ticket, error) {
 	return t, nil
 }
 
-// PutTarget stores t until t.Expires, replacing a target with the same
-// id. A target without Expires is an error: it would never end.
-func (m *Memory) PutTarget(_ context.Context, t Target) error {
-	if t.Expires.IsZero() {
-		return fmt.Errorf("put target %s: Expires is not set", t.ID)
-	}
-	if !m.targets.fits(t.ID, t, m.now()) {
-		return fmt.Errorf("put target %s: %w (login targets fill %d MB, the maximum)", t.ID, ErrFull, MaxTargetBytes>>20)
-	}
-	if err := m.journal.TargetPut(t)(); err != nil {
-		return fmt.Errorf("put target %s: %w", t.ID, err)
-	}
-	m.targets.put(t.ID, t, t.Expires)
-	return nil
-}
-
-// MaxTargetBytes bounds the memory login targets take. The front end
-// stores one for every browser it sends to the login module, before
-// anyone has logged in, so without a bound anyone could fill the
-// memory with long URLs. 64 MB is 100k logins in progress with URLs of
-// 500 bytes; beyond it the front end answers 429 until some expire.
-const MaxTargetBytes = 64 << 20
-
-// targetSize is about what a stored target costs.
-func targetSize(t Target) int { return len(t.ID) + len(t.Prefix) + len(t.URI) + 128 }
-
-// GetTarget returns the live target, or ErrNotFound. It may be called
-// any number of times until the target expires.
-func (m *Memory) GetTarget(_ context.Context, id string) (Target, error) {
-	t, ok := m.targets.get(id, m.now())
-	if !ok {
-		return Target{}, ErrNotFound
-	}
-	return t, nil
-}
-
 // Secret returns the named secret, made at random on first use. It lives
 // as long as the store: a Memory is not shared, so one process agreeing
 // with itself is all there is to agree on.
@@ -516,7 +477,6 @@ func (m *Memory) sweep(now time.Time) {
 		events = m.sweepShard(&m.shards[i], n, events)
 	}
 	m.tickets.sweep(now)
-	m.targets.sweep(now)
 	m.watch.emit(events...)
 }
 
@@ -561,15 +521,10 @@ func sortSessions(ss []Session) {
 	})
 }
 
-// timedMap holds tickets or targets by id until they expire. With size
-// set it keeps the sum of the sizes of its values, which fits checks
-// against limit.
+// timedMap holds tickets by id until they expire.
 type timedMap[V any] struct {
 	mu    sync.Mutex
 	items map[string]timed[V]
-	size  func(V) int
-	bytes int
-	limit int
 }
 
 type timed[V any] struct {
@@ -580,56 +535,7 @@ type timed[V any] struct {
 func (tm *timedMap[V]) put(id string, v V, expires time.Time) {
 	tm.mu.Lock()
 	defer tm.mu.Unlock()
-	tm.remove(id)
 	tm.items[id] = timed[V]{v, expires}
-	if tm.size != nil {
-		tm.bytes += tm.size(v)
-	}
-}
-
-// remove deletes id, keeping the byte count. tm.mu is held.
-func (tm *timedMap[V]) remove(id string) {
-	if it, ok := tm.items[id]; ok {
-		delete(tm.items, id)
-		if tm.size != nil {
-			tm.bytes -= tm.size(it.value)
-		}
-	}
-}
-
-// fits reports whether v fits under the limit in place of what id
-// holds now, sweeping expired values first when it would not. Puts in
-// flight at the same moment may each pass it: the limit can be passed by
-// as many values, which bounds the memory all the same.
-func (tm *timedMap[V]) fits(id string, v V, now time.Time) bool {
-	if tm.size == nil {
-		return true
-	}
-	full := func() bool {
-		tm.mu.Lock()
-		defer tm.mu.Unlock()
-		n := tm.bytes + tm.size(v)
-		if it, ok := tm.items[id]; ok {
-			n -= tm.size(it.value)
-		}
-		return n > tm.limit
-	}
-	if !full() {
-		return true
-	}
-	tm.sweep(now)
-	return !full()
-}
-
-func (tm *timedMap[V]) get(id string, now time.Time) (V, bool) {
-	tm.mu.Lock()
-	defer tm.mu.Unlock()
-	it, ok := tm.items[id]
-	if !ok || !now.Before(it.expires) {
-		var zero V
-		return zero, false
-	}
-	return it.value, true
 }
 
 // take returns the live value and removes it; an expired one is removed
@@ -638,7 +544,7 @@ func (tm *timedMap[V]) take(id string, now time.Time) (V, bool) {
 	tm.mu.Lock()
 	defer tm.mu.Unlock()
 	it, ok := tm.items[id]
-	tm.remove(id)
+	delete(tm.items, id)
 	if !ok || !now.Before(it.expires) {
 		var zero V
 		return zero, false
@@ -651,7 +557,7 @@ func (tm *timedMap[V]) sweep(now time.Time) {
 	defer tm.mu.Unlock()
 	for id, it := range tm.items {
 		if !now.Before(it.expires) {
-			tm.remove(id)
+			delete(tm.items, id)
 		}
 	}
 }

@@ -3,9 +3,7 @@ package session_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -186,9 +184,6 @@ func TestPutWithoutExpiresIsAnError(t *testing.T) {
 	if err := m.PutTicket(t.Context(), session.Ticket{ID: "t"}); err == nil {
 		t.Error("PutTicket without Expires succeeded")
 	}
-	if err := m.PutTarget(t.Context(), session.Target{ID: "t"}); err == nil {
-		t.Error("PutTarget without Expires succeeded")
-	}
 }
 
 func TestFullWatcherDoesNotBlockTheStore(t *testing.T) {
@@ -313,42 +308,5 @@ func TestRequestPathAllocations(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Touch allocates %.1f times per call, want 0", allocs)
-	}
-}
-
-// TestLoginTargetsAreBounded: the front end stores a login target for
-// every stranger it sends to the login module, so the targets' memory
-// has a bound (ErrFull past it); replacing a target does not count twice,
-// and expired ones make room.
-func TestLoginTargetsAreBounded(t *testing.T) {
-	t.Parallel()
-	m, clock := newMemory(t)
-	ctx := t.Context()
-	uri := "https://proxy.example/hub/?q=" + strings.Repeat("x", 64<<10)
-	put := func(id string, ttl time.Duration) error {
-		return m.PutTarget(ctx, session.Target{ID: id, Prefix: "vp", URI: uri, Expires: clock.Now().Add(ttl)})
-	}
-	n := 0
-	for ; ; n++ {
-		err := put(fmt.Sprintf("t%d", n), time.Minute)
-		if errors.Is(err, session.ErrFull) {
-			break
-		}
-		if err != nil || n > 2*session.MaxTargetBytes/len(uri) {
-			t.Fatalf("target %d: %v; want ErrFull near %d MB", n, err, session.MaxTargetBytes>>20)
-		}
-	}
-	if want := session.MaxTargetBytes / (len(uri) + 200); n < want {
-		t.Fatalf("ErrFull after %d targets of %d bytes, want at least %d", n, len(uri), want)
-	}
-	if err := put("t0", time.Minute); err != nil {
-		t.Fatalf("replacing a stored target when full: %v", err)
-	}
-	if _, err := m.GetTarget(ctx, "t1"); err != nil {
-		t.Fatalf("a stored target is gone: %v", err)
-	}
-	clock.Advance(2 * time.Minute)
-	if err := put("after-expiry", time.Minute); err != nil {
-		t.Fatalf("PutTarget after the others expired: %v", err)
 	}
 }

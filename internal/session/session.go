@@ -1,6 +1,6 @@
 // Package session holds the identity records openqps keeps: sessions that a
-// browser presents by cookie, one-minute login tickets, and target ids that
-// remember the URL a browser first asked for. It defines the Store interface
+// browser presents by cookie, one-minute login tickets, and the signed
+// target ids that carry the URL a browser first asked for. It defines the Store interface
 // that every backend implements and the in-memory reference store.
 //
 // The package imports none of openqps's other packages.
@@ -18,8 +18,8 @@ import (
 
 // Sentinel errors that callers act on. Compare with errors.Is.
 var (
-	// ErrNotFound: the session, ticket or target does not exist, has
-	// expired, or (for tickets and targets) was already taken.
+	// ErrNotFound: the session or ticket does not exist, has expired, or
+	// (for tickets) was already taken; or a targetId does not open.
 	ErrNotFound = errors.New("not found")
 	// ErrExists: a live session with the same virtual proxy and id exists.
 	ErrExists = errors.New("session already exists")
@@ -79,15 +79,6 @@ type Ticket struct {
 	Attributes    []Attribute
 	TargetURI     string
 	Expires       time.Time
-}
-
-// Target remembers the exact URL a browser asked for before it was sent
-// to the login module, under an opaque id (QPS's targetId).
-type Target struct {
-	ID      string
-	Prefix  string
-	URI     string
-	Expires time.Time
 }
 
 // UserKey is the case-insensitive key of a user within a virtual proxy,

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Store keeps sessions, tickets and targets. Every method is safe for
+// Store keeps sessions, tickets and secrets. Every method is safe for
 // concurrent use. Methods that reach a remote backend return an error
 // wrapping ErrUnavailable when it cannot be reached.
 type Store interface {
@@ -38,11 +38,6 @@ type Store interface {
 	// concurrent calls with the same id at most one succeeds. An absent,
 	// expired or already taken ticket is ErrNotFound.
 	TakeTicket(ctx context.Context, id string) (Ticket, error)
-	// PutTarget stores a target until its Expires time.
-	PutTarget(ctx context.Context, t Target) error
-	// GetTarget returns a live target (ErrNotFound otherwise). Targets are
-	// not single-use: a user may retry a login.
-	GetTarget(ctx context.Context, id string) (Target, error)
 
 	// Secret returns the secret key of the given name: SecretSize random
 	// bytes, made the first time any node asks for that name and the same

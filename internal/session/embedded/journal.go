@@ -56,7 +56,7 @@ type op struct {
 	key    []byte
 	value  []byte // nil: delete
 	used   map[string]use
-	sweep  time.Time // not zero: remove tickets and targets expired then
+	sweep  time.Time // not zero: remove tickets expired then
 }
 
 // isDelete reports whether o deletes its key (rather than putting it,
@@ -116,10 +116,6 @@ func (j *journal) TicketTaken(id string) session.Commit {
 	return j.queue(op{bucket: ticketsBucket, key: []byte(id)})
 }
 
-func (j *journal) TargetPut(t session.Target) session.Commit {
-	return j.queue(op{bucket: targetsBucket, key: []byte(t.ID), value: encodeTarget(t)})
-}
-
 // usedChunk bounds the use times written in one transaction, so that a
 // flush of many sessions does not hold up the adds queued behind it.
 var usedChunk = 10_000
@@ -151,7 +147,7 @@ func (j *journal) flushUsed() error {
 	return j.queue(op{used: chunk})()
 }
 
-// sweep removes the tickets and targets that expired at now from the file
+// sweep removes the tickets that expired at now from the file
 // (the store forgets them by itself; sessions are removed as the store
 // sweeps them).
 func (j *journal) sweep(now time.Time) error {
@@ -282,24 +278,22 @@ func applyUsed(b *bolt.Bucket, used map[string]use) error {
 	return nil
 }
 
-// sweepExpired deletes the tickets and targets expired at now.
+// sweepExpired deletes the tickets expired at now.
 func sweepExpired(tx *bolt.Tx, now time.Time) error {
-	for _, name := range [][]byte{ticketsBucket, targetsBucket} {
-		b := tx.Bucket(name)
-		var expired [][]byte
-		err := b.ForEach(func(k, v []byte) error {
-			if exp, ok := expires(v); !ok || !now.Before(exp) {
-				expired = append(expired, bytes.Clone(k))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
+	b := tx.Bucket(ticketsBucket)
+	var expired [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		if exp, ok := expires(v); !ok || !now.Before(exp) {
+			expired = append(expired, bytes.Clone(k))
 		}
-		for _, k := range expired {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range expired {
+		if err := b.Delete(k); err != nil {
+			return err
 		}
 	}
 	return nil

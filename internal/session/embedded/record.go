@@ -11,12 +11,14 @@ import (
 )
 
 // The file holds one bucket per kind of record. A session's key is its
-// prefix, a zero byte and its id; a ticket's or target's key is its id.
+// prefix, a zero byte and its id; a ticket's key is its id.
 var (
 	sessionsBucket = []byte("sessions")
 	ticketsBucket  = []byte("tickets")
-	targetsBucket  = []byte("targets")
-	metaBucket     = []byte("meta")
+	// oldTargetsBucket is where openqps kept login targets before
+	// targetIds were signed (session.SealTarget); Open deletes it.
+	oldTargetsBucket = []byte("targets")
+	metaBucket       = []byte("meta")
 	// secretsBucket holds Store.Secret's keys by name.
 	secretsBucket = []byte("secrets")
 	formatKey     = []byte("format")
@@ -103,25 +105,7 @@ func decodeTicket(k, v []byte) (session.Ticket, error) {
 	return t, r.done("ticket")
 }
 
-// A target record is expires (8 bytes), then the strings prefix and URI.
-func encodeTarget(t session.Target) []byte {
-	b := binary.BigEndian.AppendUint64(nil, uint64(t.Expires.UnixNano()))
-	b = appendString(b, t.Prefix)
-	return appendString(b, t.URI)
-}
-
-func decodeTarget(k, v []byte) (session.Target, error) {
-	if len(v) < 8 {
-		return session.Target{}, errors.New("target record too short")
-	}
-	t := session.Target{ID: string(k), Expires: unixTime(v)}
-	r := reader{b: v[8:]}
-	t.Prefix = r.string()
-	t.URI = r.string()
-	return t, r.done("target")
-}
-
-// expires reads the expiry time that leads ticket and target records.
+// expires reads the expiry time that leads ticket records.
 func expires(v []byte) (time.Time, bool) {
 	if len(v) < 8 {
 		return time.Time{}, false

@@ -2,8 +2,8 @@
 // default: a session.Memory whose every change is also written to one
 // bbolt file in the data directory.
 //
-// Durability: Add, Delete, DeleteUser, PutTicket, TakeTicket and PutTarget
-// return only once the change is on disk (fsync'd), so whatever the API
+// Durability: Add, Delete, DeleteUser, PutTicket, TakeTicket and the first
+// Secret of a name return only once the change is on disk (fsync'd), so whatever the API
 // acknowledged survives a crash or kill -9. Concurrent changes are group
 // committed: they share one transaction and one fsync. Lookups (Get,
 // Touch, ByUser, List) never touch the disk. Touch is not written per
@@ -71,8 +71,9 @@ type Store struct {
 var _ session.Store = (*Store)(nil)
 
 // Open opens (or creates) the store file at path and loads every live
-// session, ticket and target into memory. Entries that expired while the
-// store was closed are dropped from the file. A file that is locked by
+// session and ticket into memory. Entries that expired while the store
+// was closed are dropped from the file, and so are the login targets an
+// older openqps kept (whatever their state: nothing reads them now). A file that is locked by
 // another process, damaged or not a store at all is an error that names
 // it and says what to do; Open never starts over with an empty store on
 // its own.
@@ -170,10 +171,13 @@ func (s *Store) load(now time.Time) (err error) {
 		case len(v) != 1 || v[0] != format:
 			return fmt.Errorf("record format %v, this openqps reads format %d", v, format)
 		}
-		for _, name := range [][]byte{sessionsBucket, ticketsBucket, targetsBucket} {
+		for _, name := range [][]byte{sessionsBucket, ticketsBucket} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
+		}
+		if err := tx.DeleteBucket(oldTargetsBucket); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+			return err
 		}
 		return nil
 	})
@@ -188,7 +192,7 @@ func (s *Store) load(now time.Time) (err error) {
 		if err != nil {
 			return err
 		}
-		err = tx.Bucket(ticketsBucket).ForEach(func(k, v []byte) error {
+		return tx.Bucket(ticketsBucket).ForEach(func(k, v []byte) error {
 			t, err := decodeTicket(k, v)
 			if err != nil {
 				return fmt.Errorf("ticket: %w", err)
@@ -197,19 +201,6 @@ func (s *Store) load(now time.Time) (err error) {
 				return nil // swept below
 			}
 			return s.Memory.PutTicket(ctx, t)
-		})
-		if err != nil {
-			return err
-		}
-		return tx.Bucket(targetsBucket).ForEach(func(k, v []byte) error {
-			t, err := decodeTarget(k, v)
-			if err != nil {
-				return fmt.Errorf("target %q: %w", k, err)
-			}
-			if !now.Before(t.Expires) {
-				return nil
-			}
-			return s.Memory.PutTarget(ctx, t)
 		})
 	})
 	if errors.Is(err, session.ErrFull) {
@@ -338,8 +329,8 @@ func (s *Store) Secret(_ context.Context, name string) ([]byte, error) {
 	return v.([]byte), nil
 }
 
-// flushEvery writes recorded use times and sweeps expired tickets and
-// targets from the file, until Close.
+// flushEvery writes recorded use times and sweeps expired tickets from
+// the file, until Close.
 func (s *Store) flushEvery(interval time.Duration, now func() time.Time) {
 	defer close(s.flushed)
 	tick := time.NewTicker(interval)

@@ -45,12 +45,6 @@ type ticketJSON struct {
 	Expires    int64          `json:"e"` // unix ms
 }
 
-type targetJSON struct {
-	Prefix  string `json:"p"`
-	URI     string `json:"u"`
-	Expires int64  `json:"e"` // unix ms
-}
-
 // absent reports whether an HMGET of sessionFields found no session.
 func absent(fields []rueidis.RedisMessage) bool {
 	return len(fields) != len(sessionFields) || fields[4].IsNil()

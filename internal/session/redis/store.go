@@ -1,6 +1,6 @@
 // Package redis is the session store shared by several openqps nodes:
 // sessions, the per-user and per-virtual-proxy indexes, tickets and
-// targets live in Redis (standalone, Sentinel or Cluster), so any node
+// secrets live in Redis (standalone, Sentinel or Cluster), so any node
 // serves any session.
 //
 // Lookups use Redis's server-assisted client-side cache (rueidis): a
@@ -141,7 +141,6 @@ func (k keys) vp(prefix string) string          { return k.prefix + "p:" + prefi
 func (k keys) vps() string                      { return k.prefix + "vps" }
 func (k keys) count() string                    { return k.prefix + "count" }
 func (k keys) ticket(id string) string          { return k.prefix + "t:" + id }
-func (k keys) target(id string) string          { return k.prefix + "g:" + id }
 func (k keys) events() string                   { return k.prefix + "events" }
 func (k keys) secret(name string) string        { return k.prefix + "secret:" + name }
 
@@ -575,29 +574,6 @@ func (s *Store) TakeTicket(ctx context.Context, id string) (session.Ticket, erro
 		Attributes: tj.Attributes.list(), TargetURI: tj.TargetURI, Expires: time.UnixMilli(tj.Expires).UTC()}
 	if !s.opts.Now().Before(t.Expires) {
 		return session.Ticket{}, session.ErrNotFound // Redis's TTL rounds up to a millisecond
-	}
-	return t, nil
-}
-
-// PutTarget stores the target until it expires.
-func (s *Store) PutTarget(ctx context.Context, t session.Target) error {
-	if t.Expires.IsZero() {
-		return fmt.Errorf("put target %s: Expires is not set", t.ID)
-	}
-	v, _ := json.Marshal(targetJSON{t.Prefix, t.URI, t.Expires.UnixMilli()})
-	return s.putUntil(ctx, "put target", s.keys.target(t.ID), string(v), t.Expires)
-}
-
-// GetTarget returns the live target.
-func (s *Store) GetTarget(ctx context.Context, id string) (session.Target, error) {
-	tj, err := fetchJSON[targetJSON](ctx, s, s.client.B().Get().Key(s.keys.target(id)).Build(),
-		"get target", "target "+id)
-	if err != nil {
-		return session.Target{}, err
-	}
-	t := session.Target{ID: id, Prefix: tj.Prefix, URI: tj.URI, Expires: time.UnixMilli(tj.Expires).UTC()}
-	if !s.opts.Now().Before(t.Expires) {
-		return session.Target{}, session.ErrNotFound
 	}
 	return t, nil
 }

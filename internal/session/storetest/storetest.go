@@ -53,7 +53,6 @@ func Run(t *testing.T, newStore func(t *testing.T, clock func() time.Time) sessi
 	s := &suite{newStore: newStore, opts: o}
 	s.group(t, "Sessions", sessionTests)
 	s.group(t, "Tickets", ticketTests)
-	s.group(t, "Targets", targetTests)
 	s.group(t, "Secrets", secretTests)
 	s.group(t, "Watch", watchTests)
 	s.group(t, "Concurrency", concurrencyTests)
@@ -493,46 +492,6 @@ var ticketTests = []test{
 	}},
 }
 
-func (e *env) target(ttl time.Duration) session.Target {
-	return session.Target{
-		ID: session.NewID(), Prefix: e.prefix,
-		URI:     "https://proxy.example.com/" + e.prefix + "/sense/app/1?sheet=2",
-		Expires: e.now().Add(ttl).Truncate(time.Millisecond),
-	}
-}
-
-func (e *env) putTarget(tg session.Target) session.Target {
-	e.t.Helper()
-	if err := e.store.PutTarget(e.ctx, tg); err != nil {
-		e.t.Fatalf("PutTarget: %v", err)
-	}
-	return tg
-}
-
-func wantTarget(t *testing.T, got, want session.Target) {
-	t.Helper()
-	if got.ID != want.ID || got.Prefix != want.Prefix || got.URI != want.URI || !got.Expires.Equal(want.Expires) {
-		t.Fatalf("target\n got %+v\nwant %+v", got, want)
-	}
-}
-
-var targetTests = []test{
-	{"TargetCanBeReadAgain", func(t *testing.T, e *env) {
-		tg := e.putTarget(e.target(10 * time.Minute))
-		for range 2 { // a user may retry a login
-			got, err := e.store.GetTarget(e.ctx, tg.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantTarget(t, got, tg)
-		}
-	}},
-	{"GetUnknownTargetIsErrNotFound", func(t *testing.T, e *env) {
-		_, err := e.store.GetTarget(e.ctx, session.NewID())
-		wantErr(t, "GetTarget unknown", err, session.ErrNotFound)
-	}},
-}
-
 var secretTests = []test{
 	{"SecretIsStableAndRandom", func(t *testing.T, e *env) {
 		name := "test-" + e.prefix
@@ -885,20 +844,6 @@ var expiryTests = []test{
 		}
 		_, err := e.store.TakeTicket(e.ctx, late.ID)
 		wantErr(t, "TakeTicket after expiry", err, session.ErrNotFound)
-	}},
-	{"TargetExpires", func(t *testing.T, e *env) {
-		ttl := e.expiryTimeout()
-		tg := e.putTarget(e.target(ttl))
-		if _, err := e.store.GetTarget(e.ctx, tg.ID); err != nil {
-			t.Fatalf("GetTarget before expiry: %v", err)
-		}
-		e.expireWithin(ttl, "target after its expiry", func() bool {
-			_, err := e.store.GetTarget(e.ctx, tg.ID)
-			if err != nil && !errors.Is(err, session.ErrNotFound) {
-				t.Fatalf("GetTarget: %v", err)
-			}
-			return err != nil
-		})
 	}},
 }
 
