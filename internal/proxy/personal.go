@@ -79,7 +79,7 @@ func (p *Proxy) currentUser(rq *request) {
 // failed).
 func (p *Proxy) offerLogin(rq *request, user *personalUser) bool {
 	raw, _, found := queryParamFold(rq.r.URL.RawQuery, "targeturi")
-	if !found || rq.vp.cfg.AuthenticationModuleRedirectURI == "" || !rq.routes.hostAllowed(rq.r.Host, rq.vp) {
+	if !found || rq.vp.cfg.AuthenticationModuleRedirectURI == "" || !rq.routes.addressAllowed(rq.scheme, rq.r.Host, rq.vp) {
 		return true
 	}
 	target, err := p.allowedTarget(rq, "targetUri", raw)

@@ -40,6 +40,13 @@ type Options struct {
 	// otherwise an attacker's Host header would send the login module's
 	// ticket request and the user's browser elsewhere.
 	Hosts []string
+	// HTTPSPort and HTTPPort are the ports the front end's HTTPS and
+	// plain-HTTP listeners are bound to (0: no such listener). With the
+	// scheme's default port, they are the ports a Host, reloadUri,
+	// targetUri or websocket Origin naming this proxy may carry (see
+	// routes.addressAllowed): another port of the same name is another
+	// server, which must never get a ticket or open a websocket.
+	HTTPSPort, HTTPPort int
 	// ActivityInterval is how often websocket traffic is recorded as
 	// session activity; 0 is 10 seconds.
 	ActivityInterval time.Duration
@@ -240,8 +247,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // goes to the login module; anything else gets 401.
 func (p *Proxy) challenge(rq *request) {
 	vp := rq.vp
-	if !rq.routes.hostAllowed(rq.r.Host, vp) {
-		p.reject(rq, http.StatusBadRequest, "unknown host", fmt.Sprintf("%q is not a name of this proxy; add it to the virtual proxy's websocket_origin_allow_list or set frontend.public_url", hostOnly(rq.r.Host)))
+	if !rq.routes.addressAllowed(rq.scheme, rq.r.Host, vp) {
+		p.reject(rq, http.StatusBadRequest, "unknown host", fmt.Sprintf("Host %q is not an address of this proxy: use %s", rq.r.Host, rq.routes.addressHint(rq.scheme)))
 		return
 	}
 	navigation := (rq.r.Method == http.MethodGet || rq.r.Method == http.MethodHead) && !isUpgrade(rq.r)

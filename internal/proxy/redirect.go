@@ -12,8 +12,9 @@ import (
 // it asked for, or its reloadUri query parameter (QPS: the initial
 // target when the browser is sent to the authentication module). A
 // reloadUri must stay on this proxy: a relative path, or an http(s) URL
-// whose host is a name of this proxy or in the virtual proxy's host allow
-// list, and not plain http when the browser came over https. Anything
+// whose scheme, host and port are an address of this proxy
+// (routes.addressAllowed), and not plain http when the browser came over
+// https. Anything
 // else would make openqps an open redirect or leak the ticket.
 func (p *Proxy) loginTarget(rq *request) (string, error) {
 	raw, _, found := queryParamFold(rq.r.URL.RawQuery, "reloaduri")
@@ -50,8 +51,8 @@ func (p *Proxy) allowedTarget(rq *request, param, raw string) (string, error) {
 		// The ticket the login module appends would cross the network
 		// in clear text.
 		return "", fmt.Errorf("%s %q is plain http while this request came over https", param, reload)
-	case !rq.routes.hostAllowed(u.Host, rq.vp):
-		return "", fmt.Errorf("%s host %q is not a name of this proxy; add it to the virtual proxy's websocket_origin_allow_list", param, hostOnly(u.Host))
+	case !rq.routes.addressAllowed(u.Scheme, u.Host, rq.vp):
+		return "", fmt.Errorf("%s %q is not an address of this proxy: use a path, or %s", param, u.Scheme+"://"+u.Host, rq.routes.addressHint(u.Scheme))
 	}
 	return u.String(), nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/openqps/openqps/internal/config"
@@ -30,6 +31,8 @@ type routes struct {
 	// header-auth virtual proxies read the user from: they are the
 	// front's credential, for openqps only, and no back end gets them.
 	credentialHeaders map[string]bool
+	ports    map[string]int  // scheme → the port its front-end listener is bound to
+	public   address         // frontend.public_url; zero when it is not set
 	// stopHealth ends the active health checks of these routes.
 	stopHealth context.CancelFunc
 }
@@ -55,7 +58,8 @@ type virtualProxy struct {
 // being replaced, or nil) knew keep their health, so a reload neither
 // revives a dead node nor buries a live one.
 func newRoutes(cfg *config.Config, p *Proxy, old *routes) (*routes, error) {
-	rt := &routes{cfg: cfg, byPrefix: map[string]*virtualProxy{}, hosts: map[string]bool{}}
+	rt := &routes{cfg: cfg, byPrefix: map[string]*virtualProxy{}, hosts: map[string]bool{},
+		ports: map[string]int{"https": p.opts.HTTPSPort, "http": p.opts.HTTPPort}}
 	for _, h := range append([]string{"localhost", "127.0.0.1", "::1"}, p.opts.Hosts...) {
 		rt.hosts[hostOnly(h)] = true
 	}
@@ -64,8 +68,10 @@ func newRoutes(cfg *config.Config, p *Proxy, old *routes) (*routes, error) {
 		rt.publicHost = p.opts.Hosts[0]
 	}
 	if u, err := url.Parse(cfg.Frontend.PublicURL); err == nil && u.Host != "" {
-		rt.hosts[hostOnly(u.Host)] = true
 		rt.publicHost = u.Host
+		if a, ok := parseAddress(u.Scheme, u.Host); ok {
+			rt.public = a
+		}
 	}
 	for i := range cfg.VirtualProxies {
 		c := &cfg.VirtualProxies[i]
@@ -129,15 +135,81 @@ func (rt *routes) all() []*virtualProxy {
 	return vps
 }
 
-// hostAllowed reports whether host (a Host header) names this proxy for
-// the virtual proxy vp.
-func (rt *routes) hostAllowed(host string, vp *virtualProxy) bool {
-	h := hostOnly(host)
-	if rt.hosts[h] {
+// address is where a browser reaches a server: scheme, lower-case host
+// and port (the scheme's default when none is written).
+type address struct {
+	scheme, host string
+	port         int
+}
+
+// parseAddress reads a Host header value or a URL's host part as reached
+// over scheme (http or https). The port, when written, must be decimal
+// digits within 1-65535: "+443" or "0443" is not a spelling of 443
+// a browser sends.
+func parseAddress(scheme, hostport string) (address, bool) {
+	def := defaultPort(scheme)
+	if def == 0 || hostport == "" {
+		return address{}, false
+	}
+	a := address{scheme: scheme, host: hostport, port: def}
+	if i := strings.LastIndexByte(hostport, ':'); i > strings.LastIndexByte(hostport, ']') {
+		a.host = hostport[:i]
+		if p := hostport[i+1:]; p != "" { // "host:" is the default port (RFC 3986)
+			n, err := strconv.Atoi(p)
+			if err != nil || p[0] < '1' || p[0] > '9' || len(p) > 5 || n > 65535 {
+				return address{}, false
+			}
+			a.port = n
+		}
+	}
+	a.host = strings.ToLower(a.host)
+	if strings.HasPrefix(a.host, "[") {
+		if !strings.HasSuffix(a.host, "]") {
+			return address{}, false
+		}
+		a.host = a.host[1 : len(a.host)-1]
+	}
+	if a.host == "" || strings.ContainsAny(a.host, "[]@/\\ ") {
+		return address{}, false
+	}
+	return a, true
+}
+
+func defaultPort(scheme string) int {
+	switch scheme {
+	case "https":
+		return 443
+	case "http":
+		return 80
+	}
+	return 0
+}
+
+// addressAllowed reports whether a browser on scheme://hostport reaches
+// this proxy for the virtual proxy vp: a Host header, the host of a
+// reloadUri or targetUri, or a websocket Origin. The host must be a name
+// of this proxy (Options.Hosts, localhost) or an entry of vp's host allow
+// list without a port, on the scheme's default port or the port of the
+// front end's own listener for that scheme; or frontend.public_url's
+// scheme, host and port; or an allow-list entry with a port, exactly.
+// Default ports are allowed because a load balancer in front listens
+// there, and only an administrator can bind them; any other port of an
+// allowed name may be anyone's server (localhost:31337), which must not
+// receive a ticket or open a websocket with the user's cookie.
+func (rt *routes) addressAllowed(scheme, hostport string, vp *virtualProxy) bool {
+	a, ok := parseAddress(scheme, hostport)
+	if !ok {
+		return false
+	}
+	if a == rt.public {
+		return true
+	}
+	ownPort := a.port == defaultPort(scheme) || a.port == rt.ports[scheme]
+	if ownPort && rt.hosts[a.host] {
 		return true
 	}
 	for _, allowed := range vp.cfg.Proxying.HostAllowList {
-		if hostOnly(allowed) == h || strings.EqualFold(allowed, host) {
+		if e, withPort := allowListEntry(scheme, allowed); e.host == a.host && (e.port == a.port || !withPort && ownPort) {
 			return true
 		}
 	}
@@ -210,6 +282,25 @@ func hostName(hostport string) (name string, ok bool) {
 		name = strings.ToLower(name)
 	}
 	return name, true
+}
+
+// allowListEntry reads an entry of websocket_origin_allow_list ("host"
+// or "host:port") as an address on scheme, and whether it names a port.
+func allowListEntry(scheme, entry string) (address, bool) {
+	e, _ := parseAddress(scheme, entry)
+	withPort := strings.LastIndexByte(entry, ':') > strings.LastIndexByte(entry, ']') && !strings.HasSuffix(entry, ":")
+	return e, withPort
+}
+
+// addressHint says which addresses of this proxy are allowed on scheme,
+// for the detail of a refusal.
+func (rt *routes) addressHint(scheme string) string {
+	ports := strconv.Itoa(defaultPort(scheme))
+	if p := rt.ports[scheme]; p != 0 && p != defaultPort(scheme) {
+		ports += " or " + strconv.Itoa(p)
+	}
+	return "one of this proxy's names (its server certificate's, localhost) on port " + ports +
+		", an entry of the virtual proxy's websocket_origin_allow_list (host: those ports; host:port: that port), or frontend.public_url"
 }
 
 // cookie is the name of the session cookie for a request that came in

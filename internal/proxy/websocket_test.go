@@ -72,9 +72,13 @@ func TestAppendFrameLengths(t *testing.T) {
 	}
 }
 
-func TestCSRFTokenIsPerSession(t *testing.T) {
-	a, b := csrfToken("vp", "session-a"), csrfToken("vp", "session-b")
-	if a == b || a != csrfToken("vp", "session-a") || a == csrfToken("other", "session-a") {
+func TestCSRFTokenIsPerSessionAndKey(t *testing.T) {
+	key, other := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	a, b := csrfTokenOf(key, "vp", "session-a"), csrfTokenOf(key, "vp", "session-b")
+	if a == b || a != csrfTokenOf(key, "vp", "session-a") || a == csrfTokenOf(key, "other", "session-a") {
 		t.Errorf("tokens %s %s: want stable per session and virtual proxy", a, b)
+	}
+	if a == csrfTokenOf(other, "vp", "session-a") {
+		t.Errorf("token %s does not depend on the key", a)
 	}
 }

@@ -159,7 +159,8 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	port, _ := strconv.Atoi(apiPort)
 
 	s.API = qpsapi.New(cfg, s.Store, log, opts.Now)
-	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: opts.Local, Hosts: certNames(s.Certs), ActivityInterval: opts.ActivityInterval, Metrics: s.Metrics})
+	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: opts.Local, Hosts: certNames(s.Certs), ActivityInterval: opts.ActivityInterval, Metrics: s.Metrics,
+		HTTPSPort: listenPort(feLn), HTTPPort: listenPort(httpLn)})
 	if err != nil {
 		closeListeners()
 		return nil, err
@@ -281,6 +282,17 @@ func loadCerts(cfg *config.Config, log *slog.Logger) (*pki.Bundle, error) {
 
 // certNames are the DNS names and IP addresses of the server certificate:
 // the names browsers can reach the front end by without a warning.
+// listenPort is the port ln is bound to; 0 for no listener.
+func listenPort(ln net.Listener) int {
+	if ln == nil {
+		return 0
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
+}
+
 func certNames(b *pki.Bundle) []string {
 	if len(b.Server.Certificate) == 0 {
 		return nil
