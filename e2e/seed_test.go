@@ -313,18 +313,24 @@ func TestPersonalAPI(t *testing.T) {
 // proxyRestUri and, through targetId, a TargetUri built from the Host
 // header. A Host that is not a name of this proxy would send the login
 // module's ticket request and the user (with a fresh ticket) to another
-// server, so it is refused unless allowed.
+// server, so it is refused unless allowed; so is another port of an
+// allowed name, which may be anyone's server.
 func TestForeignHostHeaderGetsNoLoginRedirect(t *testing.T) {
 	o := start(t, func(c *config.Config) {
 		vp, _ := c.VirtualProxy("sessionvp")
 		vp.Proxying.HostAllowList = []string{"qlik.example.com"}
 	})
 	b := o.browser(t)
+	own := portOf(o.FrontendAddr)
 	for host, want := range map[string]int{
-		"evil.example.net":      http.StatusBadRequest,
-		"evil.example.net:8443": http.StatusBadRequest,
-		"qlik.example.com":      http.StatusFound,
-		"localhost:8443":        http.StatusFound,
+		"evil.example.net":        http.StatusBadRequest,
+		"evil.example.net:" + own: http.StatusBadRequest,
+		"qlik.example.com":        http.StatusFound,
+		"qlik.example.com:" + own: http.StatusFound,
+		"qlik.example.com:31337":  http.StatusBadRequest,
+		"localhost:" + own:        http.StatusFound,
+		"localhost:31337":         http.StatusBadRequest,
+		"localhost:+" + own:       http.StatusBadRequest,
 	} {
 		req, _ := http.NewRequest(http.MethodGet, o.frontURL("/sessionvp/hub/"), nil)
 		req.Host = host

@@ -313,13 +313,15 @@ func TestWebsocketFromAnotherOriginIs403(t *testing.T) {
 	id := randomHex(16)
 	o.addSession(t, "sessionvp", "DOMAIN", "User1", id)
 	cookie := "X-Qlik-Session-sessionvp=" + id
-	for _, origin := range []string{"https://evil.example.test", "null", "https://127.0.0.1.evil.test", "http://" + o.FrontendAddr} {
+	own := portOf(o.FrontendAddr)
+	for _, origin := range []string{"https://evil.example.test", "null", "https://127.0.0.1.evil.test", "http://" + o.FrontendAddr,
+		"https://mashup.example.test:31337", "https://localhost:31337", "http://mashup.example.test"} {
 		ws, resp, body := pxDialWS(t, o, "/sessionvp/app/x", "Cookie", cookie, "Origin", origin)
 		if ws != nil || resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "websocket_origin_allow_list") {
 			t.Errorf("Origin %s: %d %s, want 403", origin, resp.StatusCode, body)
 		}
 	}
-	for _, origin := range []string{"https://" + o.FrontendAddr, "https://mashup.example.test", "https://MASHUP.example.test:8443", ""} {
+	for _, origin := range []string{"https://" + o.FrontendAddr, "https://mashup.example.test", "https://MASHUP.example.test:" + own, ""} {
 		h := []string{"Cookie", cookie}
 		if origin != "" {
 			h = append(h, "Origin", origin)

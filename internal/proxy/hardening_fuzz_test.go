@@ -198,11 +198,14 @@ func FuzzWebsocketFrames(f *testing.F) {
 	})
 }
 
-// FuzzWebsocketOrigin: an Origin that may open a websocket is this
-// proxy's own origin or names a host of the allow list, over http(s).
+// FuzzWebsocketOrigin: an Origin that may open a websocket over https is
+// an https origin of one of this proxy's names or of the allow list, on
+// the default port or the front end's own (8443 here): never another
+// port, another scheme, or anything with more than scheme, host and port.
 func FuzzWebsocketOrigin(f *testing.F) {
 	for _, s := range []string{"https://proxy.example", "https://proxy.example:443", "http://proxy.example", "https://allowed.example:8443",
-		"null", "https://proxy.example.evil", "https://proxy.example@evil", "https://PROXY.example", "file://", "https://[::1]:443"} {
+		"null", "https://proxy.example.evil", "https://proxy.example@evil", "https://PROXY.example", "file://", "https://[::1]:443",
+		"https://localhost:31337", "https://proxy.example:+443", "https://proxy.example:0443", "https://proxy.example/", "https://proxy.example:"} {
 		f.Add(s)
 	}
 	cfg, err := config.Parse([]byte(`
@@ -219,11 +222,12 @@ virtual_proxies:
 	}
 	store := session.NewMemory()
 	defer store.Close()
-	p, err := New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{})
+	p, err := New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Hosts: []string{"proxy.example"}, HTTPSPort: 8443})
 	if err != nil {
 		f.Fatal(err)
 	}
 	defer p.Close()
+	names := map[string]bool{"proxy.example": true, "allowed.example": true, "localhost": true, "127.0.0.1": true, "::1": true}
 	f.Fuzz(func(t *testing.T, origin string) {
 		r := httptest.NewRequest(http.MethodGet, "https://proxy.example/app/", nil)
 		rt := p.routes.Load()
@@ -232,11 +236,11 @@ virtual_proxies:
 			return
 		}
 		u, err := url.Parse(origin)
-		if err != nil {
+		if err != nil || u.Scheme != "https" || u.Path != "" || u.User != nil || u.RawQuery != "" {
 			t.Fatalf("origin %q allowed", origin)
 		}
-		own := u.Scheme == "https" && (strings.EqualFold(u.Host, "proxy.example") || strings.EqualFold(u.Host, "proxy.example:443"))
-		if !own && hostOnly(u.Host) != "allowed.example" {
+		port := u.Port()
+		if !names[strings.ToLower(u.Hostname())] || (port != "" && port != "443" && port != "8443") {
 			t.Fatalf("origin %q allowed", origin)
 		}
 	})

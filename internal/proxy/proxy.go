@@ -225,6 +225,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rq.vp.addResponseHeaders(w)
 
+	// Before authentication: a refused cross-origin websocket must not
+	// spend the ticket in its URL nor get a session cookie.
+	if isWebsocket(r) && !p.websocketOriginAllowed(rq) {
+		return
+	}
 	if err := p.authenticate(rq); err != nil {
 		p.storeFailed(rq, err)
 		return
