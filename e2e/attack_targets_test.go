@@ -396,3 +396,26 @@ func attackCSRFToken(t *testing.T, o *openqps, prefix, id string) string {
 	}
 	return token
 }
+
+// TestCSRFTokenAndTargetIDsAgreeAcrossRedisNodes: the keys are the
+// store's, so a page that read its token through one node opens its
+// websocket through another, and a login module may ask any node for
+// the ticket of a targetId another node issued.
+func TestCSRFTokenAndTargetIDsAgreeAcrossRedisNodes(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := attackTargetsStart(t, storesRedisAt(srv.Addr)), attackTargetsStart(t, storesRedisAt(srv.Addr))
+	id := randomHex(16)
+	a.addSession(t, "sessionvp", "DOMAIN", "User1", id)
+	if ta, tb := attackCSRFToken(t, a, "sessionvp", id), attackCSRFToken(t, b, "sessionvp", id); ta != tb {
+		t.Fatalf("CSRF token of one session: %s on node A, %s on node B", ta, tb)
+	}
+	resp, _ := get(t, a.browser(t), a.frontURL("/sessionvp/hub/x?y=1"))
+	loc, err := resp.Location()
+	if err != nil {
+		t.Fatalf("login redirect on node A: %d", resp.StatusCode)
+	}
+	tk, err := b.API.Ticket(context.Background(), "sessionvp", qpsapi.UserRequest{UserDirectory: "DOMAIN", UserId: "User2", TargetId: loc.Query().Get("targetId")})
+	if err != nil || tk.TargetUri == nil || *tk.TargetUri != a.frontURL("/sessionvp/hub/x?y=1") {
+		t.Fatalf("node B's ticket for node A's targetId: %+v, %v", tk, err)
+	}
+}
