@@ -14,8 +14,8 @@ import (
 // reloadUri must stay on this proxy: a relative path, or an http(s) URL
 // whose scheme, host and port are an address of this proxy
 // (routes.addressAllowed), and not plain http when the browser came over
-// https. Anything
-// else would make openqps an open redirect or leak the ticket.
+// https. Anything else would make openqps an open redirect or leak the
+// ticket.
 func (p *Proxy) loginTarget(rq *request) (string, error) {
 	raw, _, found := queryParamFold(rq.r.URL.RawQuery, "reloaduri")
 	if !found {
