@@ -36,7 +36,7 @@ type Sessions struct {
 	MinIDLength int `yaml:"min_id_length"`
 	// TicketTTL is how long a ticket can be redeemed (QPS: one minute).
 	TicketTTL time.Duration `yaml:"ticket_ttl"`
-	// TargetTTL is how long a targetId maps to the original URL.
+	// TargetTTL is how long a targetId (the signed original URL) is valid.
 	TargetTTL time.Duration `yaml:"target_ttl"`
 	// MaxPerUser caps parallel sessions per user per virtual proxy; 0 is
 	// no cap.

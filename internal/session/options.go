@@ -3,7 +3,7 @@ package session
 import "time"
 
 // DefaultSweepInterval is how often a Memory store removes expired
-// sessions, tickets and targets when WithSweepInterval is not given.
+// sessions and tickets when WithSweepInterval is not given.
 // Expiry itself is exact: an expired entry is treated as absent at once;
 // the sweep only frees its memory and reports Expired to watchers.
 const DefaultSweepInterval = 30 * time.Second
