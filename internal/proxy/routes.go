@@ -31,8 +31,8 @@ type routes struct {
 	// header-auth virtual proxies read the user from: they are the
 	// front's credential, for openqps only, and no back end gets them.
 	credentialHeaders map[string]bool
-	ports    map[string]int  // scheme → the port its front-end listener is bound to
-	public   address         // frontend.public_url; zero when it is not set
+	ports             map[string]int // scheme → the port its front-end listener is bound to
+	public            address        // frontend.public_url; zero when it is not set
 	// stopHealth ends the active health checks of these routes.
 	stopHealth context.CancelFunc
 }
@@ -69,9 +69,8 @@ func newRoutes(cfg *config.Config, p *Proxy, old *routes) (*routes, error) {
 	}
 	if u, err := url.Parse(cfg.Frontend.PublicURL); err == nil && u.Host != "" {
 		rt.publicHost = u.Host
-		if a, ok := parseAddress(u.Scheme, u.Host); ok {
-			rt.public = a
-		}
+		rt.hosts[hostOnly(u.Host)] = true
+		rt.public, _ = parseAddress(u.Scheme, u.Host) // its port too, which may be none of ours
 	}
 	for i := range cfg.VirtualProxies {
 		c := &cfg.VirtualProxies[i]
@@ -188,10 +187,11 @@ func defaultPort(scheme string) int {
 // addressAllowed reports whether a browser on scheme://hostport reaches
 // this proxy for the virtual proxy vp: a Host header, the host of a
 // reloadUri or targetUri, or a websocket Origin. The host must be a name
-// of this proxy (Options.Hosts, localhost) or an entry of vp's host allow
-// list without a port, on the scheme's default port or the port of the
-// front end's own listener for that scheme; or frontend.public_url's
-// scheme, host and port; or an allow-list entry with a port, exactly.
+// of this proxy (Options.Hosts, localhost, frontend.public_url's) or an
+// entry of vp's host allow list without a port, on the scheme's default
+// port or the port of the front end's own listener for that scheme; or
+// frontend.public_url's scheme, host and port; or an allow-list entry
+// with a port, exactly.
 // Default ports are allowed because a load balancer in front listens
 // there, and only an administrator can bind them; any other port of an
 // allowed name may be anyone's server (localhost:31337), which must not
