@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -9,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -417,5 +419,49 @@ func TestCSRFTokenAndTargetIDsAgreeAcrossRedisNodes(t *testing.T) {
 	tk, err := b.API.Ticket(context.Background(), "sessionvp", qpsapi.UserRequest{UserDirectory: "DOMAIN", UserId: "User2", TargetId: loc.Query().Get("targetId")})
 	if err != nil || tk.TargetUri == nil || *tk.TargetUri != a.frontURL("/sessionvp/hub/x?y=1") {
 		t.Fatalf("node B's ticket for node A's targetId: %+v, %v", tk, err)
+	}
+}
+
+// TestAttackAddressesOnThePlainHTTPListener: over plain HTTP the ports
+// that count are the plain-HTTP listener's (and 80): the HTTPS
+// listener's port is another server for an http:// URL.
+func TestAttackAddressesOnThePlainHTTPListener(t *testing.T) {
+	o := attackTargetsStart(t, pxWithHTTPListener)
+	id := randomHex(16)
+	o.addSession(t, "", "DOMAIN", "User1", id)
+	httpPort, httpsPort := portOf(o.HTTPAddr), portOf(o.FrontendAddr)
+	send := func(raw string) int {
+		t.Helper()
+		conn, err := net.Dial("tcp", o.HTTPAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(conn, raw)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("no answer: %v", err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	const upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	for _, c := range []struct {
+		name, host, path, headers string
+		want                      int
+	}{
+		{"Host on the plain listener's port", "localhost:" + httpPort, "/hub/", "", http.StatusFound},
+		{"Host on the HTTPS listener's port", "localhost:" + httpsPort, "/hub/", "", http.StatusBadRequest},
+		{"Host on another port", "localhost:31337", "/hub/", "", http.StatusBadRequest},
+		{"reloadUri over http on another port", "localhost:" + httpPort, "/hub/?reloadUri=http%3A%2F%2Flocalhost%3A31337%2F", "", http.StatusBadRequest},
+		{"websocket from the plain listener's own origin", "localhost:" + httpPort, "/app/", "Cookie: X-Qlik-Session-HTTP=" + id + "\r\n" + upgrade + "Origin: http://localhost:" + httpPort + "\r\n", http.StatusOK},
+		{"websocket from an https page of the proxy", "localhost:" + httpPort, "/app/", "Cookie: X-Qlik-Session-HTTP=" + id + "\r\n" + upgrade + "Origin: https://localhost:" + httpsPort + "\r\n", http.StatusOK},
+		{"websocket from another port over http", "localhost:" + httpPort, "/app/", "Cookie: X-Qlik-Session-HTTP=" + id + "\r\n" + upgrade + "Origin: http://localhost:31337\r\n", http.StatusForbidden},
+	} {
+		raw := "GET " + c.path + " HTTP/1.1\r\nHost: " + c.host + "\r\n" + c.headers + "Connection: close\r\n\r\n"
+		if got := send(raw); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
 	}
 }
