@@ -1,9 +1,6 @@
 package proxy
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -31,8 +28,10 @@ func (p *Proxy) authenticate(rq *request) error {
 	var err error
 	switch rq.vp.cfg.Auth.AuthenticationMethod {
 	case config.AuthHeaderStatic, config.AuthHeaderDynamic:
+		p.claimCredentialSession(rq)
 		err = p.authenticateHeader(rq)
 	case config.AuthJWT:
+		p.claimCredentialSession(rq)
 		err = p.authenticateJWT(rq)
 	}
 	if err != nil || rq.answered {
@@ -140,17 +139,31 @@ func cleanIdentity(what, source, v string) (string, error) {
 	return v, nil
 }
 
-// useIdentity authenticates the request as dir\user, vouched for by
-// credential (the header value or the token): the current session when
-// it is that user's (case-insensitively, as QPS matches users), otherwise
-// the credential's session, whose cookie replaces the old one.
+// useIdentity authenticates the request as dir\user with attrs, vouched
+// for by credential (the header value or the token). The current session
+// stays when it is that user's (case-insensitively, as QPS matches users)
+// with the same attributes; otherwise the credential logs in (see
+// credentialSession) and its session's cookie replaces the old one. A
+// session of the same user with other attributes is ended: the
+// credential is newer than the session, so its claims win.
 func (p *Proxy) useIdentity(rq *request, dir, user, credential string, attrs []session.Attribute) error {
+	superseded := ""
 	if rq.authed && sameUser(rq.session, dir, user) {
-		return nil
+		if sameAttributes(rq.session.Attributes, attrs) {
+			return nil
+		}
+		superseded = rq.session.ID
 	}
 	s, err := p.credentialSession(rq, dir, user, credential, attrs)
 	if err != nil {
 		return fmt.Errorf("session for %s user: %w", rq.vp.cfg.Auth.AuthenticationMethod, err)
+	}
+	if superseded != "" && superseded != s.ID {
+		if _, err := p.store.Delete(rq.r.Context(), s.Prefix, superseded); err != nil && !errors.Is(err, session.ErrNotFound) {
+			return fmt.Errorf("end the session the credential superseded: %w", err)
+		}
+		p.log.Info("session superseded by newer credentials", "event", "session.superseded", "vp", s.Prefix,
+			"user_directory", dir, "user_id", user, "session", session.Redact(superseded), "by", session.Redact(s.ID))
 	}
 	rq.session, rq.authed = s, true
 	rq.vp.setCookie(rq, s.ID)
@@ -161,49 +174,62 @@ func sameUser(s session.Session, dir, user string) bool {
 	return strings.EqualFold(s.UserDirectory, dir) && strings.EqualFold(s.UserID, user)
 }
 
-// credentialSession returns the session of a credential, creating it
-// when there is none. Its id is an HMAC of the credential, so callers
-// without a cookie jar (scripts) that send the same header value or token
-// share one session instead of piling up one per request; the id reveals
-// nothing of the credential and cannot be computed from a leaked (or
-// expired) token, as the key never leaves this process.
+// sameAttributes reports whether two attribute lists are equal, in order
+// (X-Qlik-Security lists them in order).
+func sameAttributes(a, b []session.Attribute) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// credentialSession logs in a user vouched for by credential: it returns
+// the live session this node last made for the same credential when it
+// is still unclaimed by a browser (see credentialIndex) and names the
+// same user and attributes, and otherwise creates a session with a new
+// random id.
 func (p *Proxy) credentialSession(rq *request, dir, user, credential string, attrs []session.Attribute) (session.Session, error) {
 	ctx, prefix := rq.r.Context(), rq.vp.cfg.Prefix
-	m := hmac.New(sha256.New, p.credentialKey[:])
-	m.Write([]byte(prefix + "\x00" + credential))
-	id := hex.EncodeToString(m.Sum(nil)[:16])
-	for range 2 {
+	key := newCredentialKey(prefix, credential)
+	if id, ok := p.credentials.lookup(key); ok {
 		s, err := p.store.Get(ctx, prefix, id)
 		switch {
-		case err == nil && sameUser(s, dir, user):
+		case err == nil && sameUser(s, dir, user) && sameAttributes(s.Attributes, attrs):
 			if err := p.store.Touch(ctx, prefix, id, p.opts.Now()); err != nil && !errors.Is(err, session.ErrNotFound) {
 				return session.Session{}, err
 			}
 			return s, nil
-		case err == nil:
-			// Another user's session under this id (a session API caller
-			// chose it): never share it.
-			id = session.NewID()
-			continue
-		case !errors.Is(err, session.ErrNotFound):
+		case err != nil && !errors.Is(err, session.ErrNotFound):
 			return session.Session{}, err
 		}
-		now := p.opts.Now()
-		s = session.Session{
-			Prefix: prefix, ID: id, UserDirectory: dir, UserID: user,
-			Attributes: attrs, Created: now, LastUsed: now, Timeout: rq.vp.cfg.SessionInactivityTimeout,
-		}
-		switch err := p.store.Add(ctx, s); {
-		case errors.Is(err, session.ErrExists):
-			continue // a concurrent request with the same credential won: use its session
-		case err != nil:
-			return session.Session{}, err
-		}
-		p.log.Info("user authenticated", "event", "auth.login", "method", rq.vp.cfg.Auth.AuthenticationMethod, "vp", prefix,
-			"user_directory", dir, "user_id", user, "session", session.Redact(id), "remote", rq.r.RemoteAddr)
-		return s, nil
+		// Ended (logged out, deleted, expired) or changed: a new login.
 	}
-	return session.Session{}, fmt.Errorf("session %s changed twice while being created", session.Redact(id))
+	now := p.opts.Now()
+	s := session.Session{
+		Prefix: prefix, ID: session.NewID(), UserDirectory: dir, UserID: user,
+		Attributes: attrs, Created: now, LastUsed: now, Timeout: rq.vp.cfg.SessionInactivityTimeout,
+	}
+	if err := p.store.Add(ctx, s); err != nil {
+		return session.Session{}, err
+	}
+	p.credentials.remember(key, prefix, s.ID)
+	p.log.Info("user authenticated", "event", "auth.login", "method", rq.vp.cfg.Auth.AuthenticationMethod, "vp", prefix,
+		"user_directory", dir, "user_id", user, "session", session.Redact(s.ID), "remote", rq.r.RemoteAddr)
+	return s, nil
+}
+
+// claimCredentialSession tells the credential index that the request's
+// session came back by its cookie: its client keeps cookies, so the
+// session is no longer offered to cookie-less requests.
+func (p *Proxy) claimCredentialSession(rq *request) {
+	if rq.authed {
+		p.credentials.claim(rq.session.Prefix, rq.session.ID)
+	}
 }
 
 // anonymousDirectory is the user directory of anonymous users, as QPS

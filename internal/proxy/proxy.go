@@ -6,7 +6,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,9 +82,9 @@ type Proxy struct {
 	tunnels   tunnelSet          // open websockets
 	stopWatch context.CancelFunc // ends watchSessions and recordActivity
 
-	// credentialKey keys the session ids of header and JWT users
-	// (credentialSession); made in New, it never leaves the process.
-	credentialKey [32]byte
+	// credentials points header and JWT credentials at their sessions,
+	// for clients without a cookie jar (credentialSession).
+	credentials credentialIndex
 }
 
 // New returns a front end for cfg that keeps sessions in store.
@@ -97,7 +96,6 @@ func New(cfg *config.Config, store session.Store, log *slog.Logger, opts Options
 		opts.ActivityInterval = 10 * time.Second
 	}
 	p := &Proxy{store: store, log: log, opts: opts}
-	rand.Read(p.credentialKey[:])
 	if err := p.SetConfig(cfg); err != nil {
 		return nil, err
 	}
