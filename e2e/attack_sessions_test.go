@@ -1,10 +1,17 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/big"
 	"net/http"
 	"net/http/cookiejar"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,4 +191,196 @@ func TestCredentialScriptReusesOneSessionUntilLogout(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sessionsJWTStart runs openqps with a JWT virtual proxy "auth" trusting
+// key, its settings changed by edit.
+func sessionsJWTStart(t *testing.T, key authJWTKey, edit func(*config.JWT)) *openqps {
+	t.Helper()
+	j := config.JWT{Key: key.signer.Public(), UserIDClaim: "sub", UserDirectoryClaim: "dir", AttributeClaims: map[string]string{"groups": "Group"}}
+	if edit != nil {
+		edit(&j)
+	}
+	return authStart(t, config.Auth{AuthenticationMethod: config.AuthJWT, AnonymousAccess: config.AnonymousNone, JWT: j}, false)
+}
+
+// sessionsSignHeader signs claims with extra header parameters.
+func sessionsSignHeader(t *testing.T, k authJWTKey, header map[string]any, claims jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.GetSigningMethod(k.alg), claims)
+	for name, v := range header {
+		tok.Header[name] = v
+	}
+	s, err := tok.SignedString(k.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// sessionsECDSAForms returns the low-s and the high-s form of an ECDSA
+// token's signature: (r, s) and (r, n-s) both verify.
+func sessionsECDSAForms(t *testing.T, k authJWTKey, token string) (low, high string) {
+	t.Helper()
+	dot := strings.LastIndexByte(token, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(token[dot+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := k.signer.Public().(*ecdsa.PublicKey).Curve.Params().N
+	size := len(sig) / 2
+	s := new(big.Int).SetBytes(sig[size:])
+	other := make([]byte, len(sig))
+	copy(other, sig[:size])
+	new(big.Int).Sub(n, s).FillBytes(other[size:])
+	flipped := token[:dot+1] + base64.RawURLEncoding.EncodeToString(other)
+	if s.Cmp(new(big.Int).Rsh(n, 1)) > 0 {
+		return flipped, token
+	}
+	return token, flipped
+}
+
+// sessionsRefused checks a 401 with a JSON body whose detail names
+// reason, and that nothing reached the back end.
+func sessionsRefused(t *testing.T, o *openqps, name string, resp *http.Response, body, reason string) {
+	t.Helper()
+	var e struct{ Error, Detail string }
+	if resp.StatusCode != http.StatusUnauthorized || json.Unmarshal([]byte(body), &e) != nil || e.Error == "" || !strings.Contains(e.Detail, reason) {
+		t.Errorf("%s: %d %s, want 401 with a JSON detail naming %q", name, resp.StatusCode, body, reason)
+	}
+}
+
+// TestAttackJWTTokensOpenqpsMustRefuse: tokens whose signature verifies
+// but that a verifier must not accept.
+func TestAttackJWTTokensOpenqpsMustRefuse(t *testing.T) {
+	key := authNewKey(t, "ES256")
+	o := sessionsJWTStart(t, key, nil)
+	now := o.Clock.Now()
+	claims := func(extra jwt.MapClaims) jwt.MapClaims {
+		c := jwt.MapClaims{"sub": "alice", "dir": "ACME", "exp": now.Add(time.Hour).Unix()}
+		for k, v := range extra {
+			c[k] = v
+		}
+		return c
+	}
+	cases := []struct{ name, token, reason string }{
+		{"crit with an unknown extension", sessionsSignHeader(t, key, map[string]any{"crit": []string{"urn:example:must-understand"}, "urn:example:must-understand": true}, claims(nil)), "crit"},
+		{"crit naming a registered parameter", sessionsSignHeader(t, key, map[string]any{"crit": []string{"exp"}}, claims(nil)), "crit"},
+		{"crit empty", sessionsSignHeader(t, key, map[string]any{"crit": []string{}}, claims(nil)), "crit"},
+		{"iat an hour in the future", key.sign(t, claims(jwt.MapClaims{"iat": now.Add(time.Hour).Unix(), "exp": now.Add(2 * time.Hour).Unix()})), "in the future"},
+		{"exp in the year 9999", key.sign(t, claims(jwt.MapClaims{"exp": time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC).Unix()})), "max_lifetime"},
+		{"exp in 25 hours", key.sign(t, claims(jwt.MapClaims{"exp": now.Add(25 * time.Hour).Unix()})), "max_lifetime"},
+		{"issued 30 hours ago, valid 31", key.sign(t, claims(jwt.MapClaims{"iat": now.Add(-30 * time.Hour).Unix()})), "max_lifetime"},
+		{"iat not a number", key.sign(t, claims(jwt.MapClaims{"iat": "yesterday"})), "iat"},
+	}
+	sessionsProtocols(t, func(t *testing.T, h2 bool) {
+		for _, c := range cases {
+			resp, body := authGet(t, o, sessionsBrowser(t, o, h2), "/hub/", "Authorization", "Bearer "+c.token)
+			sessionsRefused(t, o, c.name, resp, body, c.reason)
+		}
+		if n := len(o.Backend.requests()); n != 0 {
+			t.Errorf("%d refused requests reached the back end", n)
+		}
+	})
+	// What is inside the bounds still works: a small clock difference,
+	// a day's lifetime, and a longer one where max_lifetime allows it.
+	for _, c := range []jwt.MapClaims{
+		claims(jwt.MapClaims{"iat": now.Add(30 * time.Second).Unix()}),
+		claims(jwt.MapClaims{"iat": now.Unix(), "exp": now.Add(24 * time.Hour).Unix()}),
+	} {
+		if resp, body := authGet(t, o, o.browser(t), "/hub/", "Authorization", "Bearer "+key.sign(t, c)); resp.StatusCode != http.StatusOK {
+			t.Errorf("%v: %d %s", c, resp.StatusCode, body)
+		}
+	}
+	long := sessionsJWTStart(t, key, func(j *config.JWT) { j.MaxLifetime = 30 * 24 * time.Hour })
+	tok := key.sign(t, jwt.MapClaims{"sub": "alice", "dir": "ACME", "exp": long.Clock.Now().Add(25 * time.Hour).Unix()})
+	if resp, body := authGet(t, long, long.browser(t), "/hub/", "Authorization", "Bearer "+tok); resp.StatusCode != http.StatusOK {
+		t.Errorf("25 h token with max_lifetime 720h: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestAttackJWTHighSSignature: the second form (r, n-s) of an ECDSA
+// signature gives nothing the first does not — both are one login — and
+// jwt.require_low_s refuses it.
+func TestAttackJWTHighSSignature(t *testing.T) {
+	for _, alg := range []string{"ES256", "ES384", "ES512"} {
+		t.Run(alg, func(t *testing.T) {
+			key := authNewKey(t, alg)
+			o := sessionsJWTStart(t, key, nil)
+			low, high := sessionsECDSAForms(t, key, key.sign(t, jwt.MapClaims{"sub": "alice", "dir": "ACME", "exp": o.Clock.Now().Add(time.Hour).Unix()}))
+			script := sessionsBrowser(t, o, false)
+			script.Jar = nil
+			if a, b := sessionsLogin(t, o, script, [2]string{"Authorization", "Bearer " + low}), sessionsLogin(t, o, script, [2]string{"Authorization", "Bearer " + high}); a != b {
+				t.Errorf("the two forms of one signature are two logins: sessions %s and %s", a, b)
+			}
+
+			strict := sessionsJWTStart(t, key, func(j *config.JWT) { j.RequireLowS = true })
+			sessionsProtocols(t, func(t *testing.T, h2 bool) {
+				resp, body := authGet(t, strict, sessionsBrowser(t, strict, h2), "/hub/", "Authorization", "Bearer "+high)
+				sessionsRefused(t, strict, "high-s signature", resp, body, "high s")
+				if resp, body := authGet(t, strict, sessionsBrowser(t, strict, h2), "/hub/", "Authorization", "Bearer "+low); resp.StatusCode != http.StatusOK {
+					t.Errorf("low-s signature: %d %s", resp.StatusCode, body)
+				}
+			})
+		})
+	}
+}
+
+// TestAttackJWTBearerTokenNeverReachesBackend: openqps consumes the
+// token; a back end (and its logs) never sees it unless
+// jwt.forward_token says so.
+func TestAttackJWTBearerTokenNeverReachesBackend(t *testing.T) {
+	key := authNewKey(t, "RS256")
+	for _, forward := range []bool{false, true} {
+		t.Run(fmt.Sprintf("forward_token=%v", forward), func(t *testing.T) {
+			o := sessionsJWTStart(t, key, func(j *config.JWT) { j.ForwardToken = forward })
+			tok := key.sign(t, jwt.MapClaims{"sub": "alice", "dir": "ACME", "exp": o.Clock.Now().Add(time.Hour).Unix()})
+			payload := strings.Split(tok, ".")[1]
+			sessionsProtocols(t, func(t *testing.T, h2 bool) {
+				b := sessionsBrowser(t, o, h2)
+				for _, auth := range []string{"Bearer " + tok, "bearer " + tok, "BEARER  " + tok} {
+					// With a cookie and without one: the token goes either way.
+					if resp, body := authGet(t, o, b, "/hub/", "Authorization", auth); resp.StatusCode != http.StatusOK {
+						t.Fatalf("%q: %d %s", auth[:8], resp.StatusCode, body)
+					}
+				}
+				if got := bytes.Contains(o.Backend.received(), []byte(payload)); got != forward {
+					t.Errorf("the back end received the token: %v, want %v", got, forward)
+				}
+			})
+		})
+	}
+}
+
+// TestJWTFreshClaimsWinOverTheCookieSession: a browser whose cookie
+// session was made from an older token of the same user is served with
+// the claims of the token it sends now, and the older session ends.
+func TestJWTFreshClaimsWinOverTheCookieSession(t *testing.T) {
+	key := authNewKey(t, "RS256")
+	o := sessionsJWTStart(t, key, nil)
+	sessionsProtocols(t, func(t *testing.T, h2 bool) {
+		b := sessionsBrowser(t, o, h2)
+		token := func(groups ...any) [2]string {
+			return [2]string{"Authorization", "Bearer " + key.sign(t, jwt.MapClaims{"sub": "alice", "dir": "ACME", "groups": groups, "exp": o.Clock.Now().Add(time.Hour).Unix()})}
+		}
+		old := sessionsLogin(t, o, b, token("Admins"))
+		if sec := o.Backend.last(t).Header.Get("X-Qlik-Security"); !strings.Contains(sec, "Group=Admins;") {
+			t.Fatalf("first token: %q", sec)
+		}
+		fresh := sessionsLogin(t, o, b, token("Sales"))
+		if sec := o.Backend.last(t).Header.Get("X-Qlik-Security"); !strings.Contains(sec, "Group=Sales;") || strings.Contains(sec, "Admins") {
+			t.Errorf("the newer token's groups must win: %q", sec)
+		}
+		if fresh == old {
+			t.Errorf("the session of the older claims was kept")
+		}
+		if got := sessionsCookieOnly(t, o, h2, old); got != http.StatusUnauthorized {
+			t.Errorf("the session of the older claims still works: %d", got)
+		}
+		// The same claims again keep the session.
+		resp, _ := authGet(t, o, b, "/hub/", token("Sales")[0], token("Sales")[1])
+		if resp.StatusCode != http.StatusOK || ticketSessionCookie(resp, "X-Qlik-Session-auth") != "" {
+			t.Errorf("same claims again: %d, cookie reset %v", resp.StatusCode, resp.Header["Set-Cookie"])
+		}
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 )
 
 // Auth configures how a virtual proxy authenticates browsers besides a
@@ -60,6 +61,20 @@ type JWT struct {
 	AttributeClaims map[string]string `yaml:"attribute_claims"`
 	// Audience, when set, must be one of the token's aud values.
 	Audience string `yaml:"audience"`
+	// MaxLifetime is the longest a token may be valid: openqps refuses a
+	// token whose exp is further than this from now, or from its iat
+	// (default DefaultJWTMaxLifetime).
+	MaxLifetime time.Duration `yaml:"max_lifetime"`
+	// ForwardToken passes the Authorization: Bearer header on to the back
+	// ends; by default openqps removes it, as it does every credential it
+	// consumed, so that back ends (and their logs) never hold a token
+	// that logs anyone in as the user.
+	ForwardToken bool `yaml:"forward_token"`
+	// RequireLowS refuses ECDSA signatures in the high-s form, for
+	// issuers that always sign low-s (the two forms of one signature
+	// both verify). Off by default: most signers give a high s half of
+	// the time.
+	RequireLowS bool `yaml:"require_low_s"`
 
 	// Key is the parsed PublicKey (*rsa.PublicKey or *ecdsa.PublicKey),
 	// filled in by validation.
@@ -71,6 +86,15 @@ const (
 	DefaultJWTUserIDClaim        = "userId"
 	DefaultJWTUserDirectoryClaim = "userDirectory"
 )
+
+// DefaultJWTMaxLifetime is the default of jwt.max_lifetime. A bearer
+// token cannot be revoked: whoever holds a copy logs in as its user until
+// it expires, so the bound is what limits a leaked token. Identity
+// providers issue access tokens for minutes to an hour; a day leaves
+// room for the longer-lived tokens that service scripts are given while
+// refusing the never-expiring ones (exp in the year 9999) that turn a
+// token into a password.
+const DefaultJWTMaxLifetime = 24 * time.Hour
 
 // auth fills the defaults of a virtual proxy's authentication settings
 // and validates them.
@@ -159,6 +183,12 @@ func (v *validator) jwtAuth(at string, j *JWT) {
 		if d, ok = strings.CutSuffix(d, "]"); !ok || strings.TrimSpace(d) == "" || strings.ContainsRune(d, '\\') {
 			v.fail(at+".jwt.user_directory_claim", fmt.Sprintf("%q: a constant directory is written in brackets, e.g. \"[ACME]\"", j.UserDirectoryClaim))
 		}
+	}
+	switch {
+	case j.MaxLifetime == 0:
+		j.MaxLifetime = DefaultJWTMaxLifetime
+	case j.MaxLifetime < time.Minute:
+		v.fail(at+".jwt.max_lifetime", fmt.Sprintf("%s: the longest lifetime of an accepted token must be a minute or more, e.g. max_lifetime: 1h", j.MaxLifetime))
 	}
 	for claim, attr := range j.AttributeClaims {
 		if claim == "" || strings.TrimSpace(attr) == "" {

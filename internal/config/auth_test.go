@@ -54,6 +54,7 @@ func TestAuthErrorsNameKeyAndLine(t *testing.T) {
 		{"    authentication_method: jwt\n    jwt: {public_key: " + writeKey(t, "PUBLIC KEY", ed25519Key(t)) + "}\n", `cannot verify RS256/384/512 or ES256/384/512 tokens`},
 		{"    authentication_method: jwt\n    jwt: {public_key: " + writeKey(t, "PUBLIC KEY", rsaKey(t)) + ", user_directory_claim: '[ACME'}\n", `a constant directory is written in brackets`},
 		{"    jwt: {userid_claim: sub}\n", `key userid_claim is not a known key`},
+		{"    authentication_method: jwt\n    jwt: {public_key: " + writeKey(t, "PUBLIC KEY", rsaKey(t)) + ", max_lifetime: 10s}\n", `virtual_proxies[0].jwt.max_lifetime: 10s: the longest lifetime of an accepted token must be a minute or more`},
 	} {
 		_, err := Parse([]byte(authVP(c.yaml)))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -70,13 +71,14 @@ func TestAuthValid(t *testing.T) {
 		"    authentication_method: jwt\n    jwt: {public_key: " + writeKey(t, "PUBLIC KEY", rsaPub) + "}\n",
 		"    authentication_method: jwt\n    jwt: {public_key: " + writeKey(t, "CERTIFICATE", ecCert(t)) + ", user_directory_claim: '[ACME]', attribute_claims: {groups: Group}, audience: qlik}\n",
 		"    authentication_method: jwt\n    jwt: {public_key: " + writeKey(t, "RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(rsaPub.(*rsa.PublicKey))) + "}\n",
+		"    authentication_method: jwt\n    jwt: {public_key: " + writeKey(t, "PUBLIC KEY", rsaPub) + ", max_lifetime: 720h, forward_token: true}\n",
 	} {
 		c, err := Parse([]byte(authVP(yaml)))
 		if err != nil {
 			t.Errorf("%s: %v", yaml, err)
 			continue
 		}
-		if a := c.VirtualProxies[0].Auth; a.AuthenticationMethod == AuthJWT && (a.JWT.Key == nil || a.JWT.UserIDClaim != "userId") {
+		if a := c.VirtualProxies[0].Auth; a.AuthenticationMethod == AuthJWT && (a.JWT.Key == nil || a.JWT.UserIDClaim != "userId" || a.JWT.MaxLifetime < time.Minute) {
 			t.Errorf("%s: JWT settings %+v", yaml, a.JWT)
 		}
 	}

@@ -19,6 +19,11 @@ import (
 // it cannot authenticate leaves rq.authed false, and one whose
 // credentials it refused outright is answered (rq.answered).
 func (p *Proxy) authenticate(rq *request) error {
+	var bearer string
+	var hasBearer bool
+	if rq.vp.cfg.Auth.AuthenticationMethod == config.AuthJWT {
+		bearer, hasBearer = takeBearerToken(rq)
+	}
 	if err := p.redeemTicket(rq); err != nil || rq.authed || rq.answered {
 		return err
 	}
@@ -32,7 +37,7 @@ func (p *Proxy) authenticate(rq *request) error {
 		err = p.authenticateHeader(rq)
 	case config.AuthJWT:
 		p.claimCredentialSession(rq)
-		err = p.authenticateJWT(rq)
+		err = p.authenticateJWT(rq, bearer, hasBearer)
 	}
 	if err != nil || rq.answered {
 		return err

@@ -34,6 +34,13 @@ func FuzzVerifyJWT(f *testing.F) {
 	f.Add(good)
 	f.Add(sign(jwt.MapClaims{"sub": `a\b`, "dir": "ACME", "aud": "qlik", "exp": now.Add(time.Hour).Unix()}))
 	f.Add(sign(jwt.MapClaims{"sub": "alice", "dir": "ACME", "aud": []any{"x", "qlik"}, "exp": now.Add(-time.Hour).Unix()}))
+	f.Add(sign(jwt.MapClaims{"sub": "alice", "dir": "ACME", "aud": "qlik", "exp": now.Add(time.Hour).Unix(), "iat": now.Add(time.Hour).Unix()}))
+	f.Add(sign(jwt.MapClaims{"sub": "alice", "dir": "ACME", "aud": "qlik", "exp": 253402214400.0}))
+	crit := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"sub": "alice", "dir": "ACME", "aud": "qlik", "exp": now.Add(time.Hour).Unix()})
+	crit.Header["crit"] = []string{"b64"}
+	if s, err := crit.SignedString(key); err == nil {
+		f.Add(s)
+	}
 	f.Add(good[:len(good)-4])
 	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.")
 	f.Add("..")

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/http"
 	"slices"
 	"sort"
@@ -21,13 +22,12 @@ import (
 // maxTokenBytes bounds the bearer tokens openqps parses.
 const maxTokenBytes = 16 << 10
 
-// authenticateJWT verifies an Authorization: Bearer token with the
+// authenticateJWT verifies the bearer token (takeBearerToken) with the
 // virtual proxy's key and authenticates the request as the user its
 // claims name. A request without a bearer token is left alone (its cookie
 // may do); a bad token is refused with 401 and the reason, even next to a
 // valid cookie, because the caller explicitly claimed to be someone.
-func (p *Proxy) authenticateJWT(rq *request) error {
-	token, found := bearerToken(rq.r.Header)
+func (p *Proxy) authenticateJWT(rq *request, token string, found bool) error {
 	if !found {
 		return nil
 	}
@@ -37,7 +37,23 @@ func (p *Proxy) authenticateJWT(rq *request) error {
 		p.reject(rq, http.StatusUnauthorized, "invalid token", err.Error())
 		return nil
 	}
-	return p.useIdentity(rq, dir, user, "jwt\x00"+token, attrs)
+	// The credential is the signed part of the token, without its
+	// signature: an ECDSA signature has two valid forms, (r, s) and
+	// (r, n-s), and both must name the same login (see checkLowS).
+	signed := token[:strings.LastIndexByte(token, '.')]
+	return p.useIdentity(rq, dir, user, "jwt\x00"+signed, attrs)
+}
+
+// takeBearerToken returns the bearer token of a request to a JWT virtual
+// proxy and removes it from the request, whatever else authenticates the
+// request: the token is openqps's credential, not the back end's, which
+// gets the user in X-Qlik-User. jwt.forward_token leaves it in.
+func takeBearerToken(rq *request) (string, bool) {
+	token, found := bearerToken(rq.r.Header)
+	if found && !rq.vp.cfg.Auth.JWT.ForwardToken {
+		rq.r.Header.Del("Authorization")
+	}
+	return token, found
 }
 
 // bearerToken returns the token of an Authorization: Bearer header.
@@ -72,9 +88,10 @@ func jwtAlgorithms(key any) []string {
 	return nil
 }
 
-// verifyJWT checks a token's signature, expiry (required) and audience
-// (when configured) and reads the user from its claims. Its errors say
-// what is wrong in words a token issuer can act on.
+// verifyJWT checks a token's signature, expiry (required), lifetime,
+// issue time and audience (when configured) and reads the user from its
+// claims. Its errors say what is wrong in words a token issuer can act
+// on.
 func verifyJWT(c *config.JWT, token string, now func() time.Time) (dir, user string, attrs []session.Attribute, err error) {
 	if token == "" || len(token) > maxTokenBytes {
 		return "", "", nil, fmt.Errorf("the bearer token is empty or longer than %d bytes", maxTokenBytes)
@@ -85,7 +102,7 @@ func verifyJWT(c *config.JWT, token string, now func() time.Time) (dir, user str
 		opts = append(opts, jwt.WithAudience(c.Audience))
 	}
 	claims := jwt.MapClaims{}
-	_, err = jwt.NewParser(opts...).ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+	parsed, err := jwt.NewParser(opts...).ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
 		if !slices.Contains(algs, t.Method.Alg()) {
 			return nil, errAlgorithm
 		}
@@ -93,6 +110,17 @@ func verifyJWT(c *config.JWT, token string, now func() time.Time) (dir, user str
 	})
 	if err != nil {
 		return "", "", nil, jwtReason(err, c, algs, claims)
+	}
+	if err := checkJWTHeader(parsed.Header); err != nil {
+		return "", "", nil, err
+	}
+	if c.RequireLowS {
+		if err := checkLowS(c.Key, parsed.Signature); err != nil {
+			return "", "", nil, err
+		}
+	}
+	if err := checkJWTLifetime(claims, c.MaxLifetime, now()); err != nil {
+		return "", "", nil, err
 	}
 	if user, err = stringClaim(claims, c.UserIDClaim); err != nil {
 		return "", "", nil, err
@@ -110,6 +138,76 @@ func verifyJWT(c *config.JWT, token string, now func() time.Time) (dir, user str
 	}
 	attrs, err = jwtAttributes(claims, c.AttributeClaims)
 	return dir, user, attrs, err
+}
+
+// checkJWTHeader refuses a token whose header has a crit parameter: it
+// lists extensions the verifier must understand, and openqps understands
+// none (RFC 7515, section 4.1.11).
+func checkJWTHeader(h map[string]any) error {
+	crit, ok := h["crit"]
+	if !ok {
+		return nil
+	}
+	return fmt.Errorf("the token's header has crit %v: openqps implements no JWS extension and must refuse tokens that require one (RFC 7515, 4.1.11); issue the token without crit", crit)
+}
+
+// checkLowS refuses an ECDSA signature whose s is in the upper half of
+// the curve order (jwt.require_low_s). (r, n-s) verifies whenever (r, s)
+// does, so anyone holding a token can make a second, different token
+// with the same claims. It is not the default because most signers do
+// not normalise s (Go's crypto/ecdsa, hence golang-jwt, and OpenSSL give
+// a high s about half the time), and the JWS specification does not ask
+// them to; openqps itself never tells the two forms apart (the
+// credential of a login is the token without its signature).
+func checkLowS(key any, sig []byte) error {
+	k, ok := key.(*ecdsa.PublicKey)
+	if !ok {
+		return nil
+	}
+	n := k.Curve.Params().N
+	size := (n.BitLen() + 7) / 8
+	if len(sig) != 2*size {
+		return nil // the library verified it: cannot happen
+	}
+	s := new(big.Int).SetBytes(sig[size:])
+	if s.Cmp(new(big.Int).Rsh(n, 1)) > 0 {
+		return errors.New("the token's ECDSA signature has a high s value (above half the curve order), a malleable form openqps refuses: sign with the canonical low-s form")
+	}
+	return nil
+}
+
+// jwtClockSkew is how far the issuer's clock may run ahead of openqps's
+// for an iat: clocks of different hosts differ by seconds, not minutes.
+const jwtClockSkew = time.Minute
+
+// checkJWTLifetime refuses a token issued in the future (beyond
+// jwtClockSkew) or valid for longer than maxLifetime, counted from now
+// and, when it has one, from its iat. The library has checked that exp is
+// present, a number and not past.
+func checkJWTLifetime(claims jwt.MapClaims, maxLifetime time.Duration, now time.Time) error {
+	if maxLifetime <= 0 {
+		maxLifetime = config.DefaultJWTMaxLifetime
+	}
+	exp, err := claims.GetExpirationTime()
+	if err != nil || exp == nil {
+		return errors.New("the token's exp claim is not a number")
+	}
+	iat, err := claims.GetIssuedAt()
+	if err != nil {
+		return errors.New("the token's iat claim is not a number")
+	}
+	if iat != nil {
+		if iat.After(now.Add(jwtClockSkew)) {
+			return fmt.Errorf("the token's iat (issued at) is %s in the future: openqps accepts at most %s of clock difference; check the issuer's clock", iat.Sub(now).Round(time.Second), jwtClockSkew)
+		}
+		if life := exp.Sub(iat.Time); life > maxLifetime {
+			return fmt.Errorf("the token is valid for %s (exp - iat), longer than jwt.max_lifetime %s: issue shorter-lived tokens or raise max_lifetime", life.Round(time.Second), maxLifetime)
+		}
+	}
+	if left := exp.Sub(now); left > maxLifetime+jwtClockSkew {
+		return fmt.Errorf("the token expires in %s, later than jwt.max_lifetime %s from now: issue shorter-lived tokens or raise max_lifetime", left.Round(time.Second), maxLifetime)
+	}
+	return nil
 }
 
 // errAlgorithm: the token's alg is not one the configured key verifies.
