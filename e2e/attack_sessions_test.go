@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
 	"net/http"
 	"net/http/cookiejar"
@@ -18,6 +19,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/qpsapi"
+	"github.com/openqps/openqps/internal/session/redis/redistest"
 )
 
 // Attacks on the sessions that openqps makes itself: header and JWT
@@ -383,4 +386,215 @@ func TestJWTFreshClaimsWinOverTheCookieSession(t *testing.T) {
 			t.Errorf("same claims again: %d, cookie reset %v", resp.StatusCode, resp.Header["Set-Cookie"])
 		}
 	})
+}
+
+// sessionsAnonymousVP adds virtual proxy "anon", anonymous_access: always,
+// 30 minutes of inactivity timeout, to the configuration.
+func sessionsAnonymousVP(c *config.Config) {
+	vp := c.VirtualProxies[1]
+	vp.Prefix, vp.SessionCookieName = "anon", "X-Qlik-Session-anon"
+	vp.SessionInactivityTimeout = 30 * time.Minute
+	vp.Auth = config.Auth{AuthenticationMethod: config.AuthTicket, AnonymousAccess: config.AnonymousAlways}
+	c.VirtualProxies = append(c.VirtualProxies, vp)
+}
+
+// sessionsFlood sends n cookie-less GETs to path, over conns keep-alive
+// connections of HTTP/1.1 or one HTTP/2 connection, and returns the
+// cookies the answers set and how many answers were not 200.
+func sessionsFlood(t *testing.T, o *openqps, h2 bool, conns, n int, path string) (cookies []string, failed int) {
+	t.Helper()
+	c := sessionsBrowser(t, o, h2)
+	c.Jar = nil
+	c.Transport.(*http.Transport).MaxConnsPerHost = conns
+	type result struct {
+		cookie string
+		status int
+	}
+	results := make(chan result, n)
+	work := make(chan struct{}, n)
+	for range n {
+		work <- struct{}{}
+	}
+	close(work)
+	for range conns {
+		go func() {
+			for range work {
+				resp, err := c.Get(o.frontURL(path))
+				if err != nil {
+					results <- result{}
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				results <- result{ticketSessionCookie(resp, "X-Qlik-Session-anon"), resp.StatusCode}
+			}
+		}()
+	}
+	for range n {
+		r := <-results
+		if r.status != http.StatusOK {
+			failed++
+		}
+		if r.cookie != "" {
+			cookies = append(cookies, r.cookie)
+		}
+	}
+	return cookies, failed
+}
+
+// TestAttackAnonymousFloodLeavesRoomForLogins: thousands of requests
+// from strangers on an anonymous virtual proxy, without a cookie and
+// with the cookies they were given, store nothing, so a store capped by
+// store.max_sessions still takes the login module's session and redeems
+// a ticket, on every store type.
+func TestAttackAnonymousFloodLeavesRoomForLogins(t *testing.T) {
+	stores := map[string]func(t *testing.T) func(*config.Config){
+		"memory":   func(*testing.T) func(*config.Config) { return func(c *config.Config) { c.Store.Type = "memory" } },
+		"embedded": func(t *testing.T) func(*config.Config) { return storesEmbeddedIn(t.TempDir()) },
+		"redis":    func(t *testing.T) func(*config.Config) { return storesRedisAt(redistest.Start(t).Addr) },
+	}
+	for _, name := range []string{"memory", "embedded", "redis"} {
+		t.Run(name, func(t *testing.T) {
+			store := stores[name](t)
+			o := start(t, func(c *config.Config) {
+				store(c)
+				c.Store.MaxSessions = 10
+				sessionsAnonymousVP(c)
+			})
+			ctx := context.Background()
+			var cookies []string
+			for _, h2 := range []bool{false, true} {
+				conns := 4
+				if h2 {
+					conns = 1 // one connection, many streams
+				}
+				got, failed := sessionsFlood(t, o, h2, conns, 1000, "/anon/hub/")
+				if failed != 0 || len(got) != 1000 {
+					t.Errorf("cookie-less flood (h2 %v): %d of 1000 not served, %d cookies set", h2, failed, len(got))
+				}
+				cookies = append(cookies, got...)
+			}
+			// The same strangers come back with the cookies they got.
+			c := sessionsBrowser(t, o, false)
+			for i, id := range cookies[:min(500, len(cookies))] {
+				resp, _ := get(t, c, o.frontURL("/anon/hub/"), "Cookie", "X-Qlik-Session-anon="+id)
+				if resp.StatusCode != http.StatusOK || ticketSessionCookie(resp, "X-Qlik-Session-anon") != "" {
+					t.Fatalf("flood request %d with its cookie: %d, cookie replaced: %v", i, resp.StatusCode, resp.Header["Set-Cookie"])
+				}
+			}
+			if s, err := o.API.ListSessions(ctx, "anon"); err != nil || len(s) != 0 {
+				t.Errorf("anonymous visitors left %d sessions in the store (%v), want none", len(s), err)
+			}
+			// The login module's session and a ticket still fit.
+			id := randomHex(16)
+			if _, err := o.API.AddSession(ctx, "sessionvp", qpsapi.UserRequest{UserDirectory: "DOMAIN", UserId: "User1", SessionId: id}); err != nil {
+				t.Fatalf("the login module's session add after the flood: %v", err)
+			}
+			storesWantUser(t, o, id, "/sessionvp/hub/", "User1")
+			tk, err := o.API.Ticket(ctx, "sessionvp", qpsapi.UserRequest{UserDirectory: "DOMAIN", UserId: "User2"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, _ := get(t, o.browser(t), o.frontURL("/sessionvp/hub/?qlikTicket="+tk.Ticket))
+			if resp.StatusCode != http.StatusFound || ticketSessionCookie(resp, "X-Qlik-Session-sessionvp") == "" {
+				t.Fatalf("ticket after the flood: %d, want 302 with a session cookie", resp.StatusCode)
+			}
+		})
+	}
+}
+
+// sessionsAnonymousUser sends one request with the browser's cookies to
+// the "anon" virtual proxy of o and returns the user the back end saw
+// and the cookie the answer set, if any.
+func sessionsAnonymousUser(t *testing.T, o *openqps, b *http.Client, header ...string) (user, cookie string) {
+	t.Helper()
+	resp, body := get(t, b, o.frontURL("/anon/hub/"), header...)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("anonymous request: %d %s", resp.StatusCode, body)
+	}
+	return o.Backend.last(t).Header.Get("X-Qlik-User"), ticketSessionCookie(resp, "X-Qlik-Session-anon")
+}
+
+// TestAttackAnonymousCookie: an anonymous session lives in its signed
+// cookie: it slides with use, ends after its inactivity timeout and on
+// logout, and a forged, altered or foreign cookie is a new visitor.
+func TestAttackAnonymousCookie(t *testing.T) {
+	o := start(t, func(c *config.Config) {
+		sessionsAnonymousVP(c)
+		other := c.VirtualProxies[len(c.VirtualProxies)-1]
+		other.Prefix, other.SessionCookieName = "anon2", "X-Qlik-Session-anon2"
+		c.VirtualProxies = append(c.VirtualProxies, other)
+	})
+	sessionsProtocols(t, func(t *testing.T, h2 bool) {
+		b := sessionsBrowser(t, o, h2)
+		user, cookie := sessionsAnonymousUser(t, o, b)
+		if !strings.HasPrefix(user, "UserDirectory=NONE; UserId=anonymous") || cookie == "" {
+			t.Fatalf("first visit: user %q, cookie %q", user, cookie)
+		}
+		if strings.Contains(string(o.Backend.received()), cookie[:20]) {
+			t.Error("the back end received the anonymous cookie's random part")
+		}
+		// Used every 20 minutes, the session lives on past its 30; the
+		// cookie is signed again on the way.
+		for range 3 {
+			o.Clock.Advance(20 * time.Minute)
+			got, renewed := sessionsAnonymousUser(t, o, b)
+			if got != user || renewed == "" || renewed == cookie {
+				t.Fatalf("after 20 minutes: user %q (want %q), renewed cookie %q", got, user, renewed)
+			}
+			cookie = renewed
+		}
+		if got, again := sessionsAnonymousUser(t, o, b); got != user || again != "" {
+			t.Errorf("a fresh cookie is not signed again: %q %q", got, again)
+		}
+		// 30 minutes unused: a new visitor.
+		o.Clock.Advance(30 * time.Minute)
+		if got, _ := sessionsAnonymousUser(t, o, sessionsBrowser(t, o, h2), "Cookie", "X-Qlik-Session-anon="+cookie); got == user {
+			t.Errorf("an anonymous cookie unused for its timeout still works")
+		}
+
+		// Altered and foreign cookies are new visitors.
+		b = sessionsBrowser(t, o, h2)
+		user, cookie = sessionsAnonymousUser(t, o, b)
+		flip := func(s string, i int) string {
+			c := []byte(s)
+			c[i] ^= 1
+			return string(c)
+		}
+		for name, v := range map[string]string{
+			"signature altered": flip(cookie, len(cookie)-2),
+			"random altered":    flip(cookie, 3),
+			"time altered":      flip(cookie, 25),
+			"unsigned":          cookie[:strings.IndexByte(cookie, '.')] + "." + strings.Repeat("A", len(cookie)-strings.IndexByte(cookie, '.')-1),
+		} {
+			if got, set := sessionsAnonymousUser(t, o, sessionsBrowser(t, o, h2), "Cookie", "X-Qlik-Session-anon="+v); got == user || set == "" {
+				t.Errorf("%s: served as %q (the cookie's user %q), new cookie %q", name, got, user, set)
+			}
+		}
+		resp, _ := get(t, sessionsBrowser(t, o, h2), o.frontURL("/anon2/hub/"), "Cookie", "X-Qlik-Session-anon2="+cookie)
+		if resp.StatusCode != http.StatusOK || o.Backend.last(t).Header.Get("X-Qlik-User") == user {
+			t.Errorf("the cookie of virtual proxy anon worked on anon2")
+		}
+
+		// A logout ends it: a copy of the cookie is a new visitor.
+		req, _ := http.NewRequest(http.MethodDelete, o.frontURL("/anon/qps/user"), nil)
+		if resp, body := do(t, b, req); resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("logout: %d %s", resp.StatusCode, body)
+		}
+		if got, _ := sessionsAnonymousUser(t, o, sessionsBrowser(t, o, h2), "Cookie", "X-Qlik-Session-anon="+cookie); got == user {
+			t.Errorf("a copy of a logged-out anonymous cookie still works")
+		}
+	})
+}
+
+// TestAnonymousCookieWorksOnEveryNode: two nodes on one Redis recognise
+// each other's anonymous visitors (the key is the store's).
+func TestAnonymousCookieWorksOnEveryNode(t *testing.T) {
+	srv := redistest.Start(t)
+	edit := func(c *config.Config) { storesRedisAt(srv.Addr)(c); sessionsAnonymousVP(c) }
+	a, b := start(t, edit), start(t, edit)
+	user, cookie := sessionsAnonymousUser(t, a, a.browser(t))
+	if got, set := sessionsAnonymousUser(t, b, b.browser(t), "Cookie", "X-Qlik-Session-anon="+cookie); got != user || set != "" {
+		t.Errorf("node B: user %q, want %q; cookie replaced %q", got, user, set)
+	}
 }

@@ -252,8 +252,9 @@ func (p *Proxy) forcedLogin(rq *request) bool {
 }
 
 // authenticateAnonymous gives a request nobody vouched for an anonymous
-// session (UserDirectory NONE, UserId anonymous<GUID>) when the virtual
-// proxy allows it; ?forceAuthentication=yes sends it to the login module
+// session (UserDirectory NONE, UserId anonymous<GUID>; see anonymous.go:
+// it lives in its cookie, not in the store) when the virtual proxy allows
+// it; ?forceAuthentication=yes sends it to the login module
 // instead when anonymous use is allowed but not forced.
 func (p *Proxy) authenticateAnonymous(rq *request) error {
 	switch rq.vp.cfg.Auth.AnonymousAccess {
@@ -269,12 +270,13 @@ func (p *Proxy) authenticateAnonymous(rq *request) error {
 		// A refused ticket is a failed login, not a wish to be anonymous.
 		return nil
 	}
-	s, err := p.newSession(rq, anonymousDirectory, "anonymous"+newGUID(), nil)
-	if err != nil {
-		return fmt.Errorf("add anonymous session: %w", err)
+	if err := p.newAnonymous(rq); err != nil {
+		return err
 	}
-	p.log.Info("anonymous session", "event", "auth.anonymous", "vp", s.Prefix, "user_id", s.UserID,
-		"session", session.Redact(s.ID), "remote", rq.r.RemoteAddr)
+	// Debug, not info: nothing was stored, and cookie-less requests (a
+	// script, a scanner) make one each.
+	p.log.Debug("anonymous session", "event", "auth.anonymous", "vp", rq.session.Prefix, "user_id", rq.session.UserID,
+		"session", session.Redact(rq.session.ID), "remote", rq.r.RemoteAddr)
 	return nil
 }
 
@@ -288,10 +290,22 @@ func (p *Proxy) authenticateAnonymous(rq *request) error {
 func (p *Proxy) authenticateSession(rq *request) error {
 	ctx := rq.r.Context()
 	var storeErr error
+	var anonymousKey []byte
+	anonymousVP := rq.vp.cfg.Auth.AnonymousAccess != config.AnonymousNone
 	looked := 0
 	cookieValues(rq.r.Header["Cookie"], rq.vp.cookie(rq.scheme), func(id string) bool {
 		if looked++; looked > maxSessionCookies {
 			return true
+		}
+		if anonymousVP && len(id) == anonymousCookieLen {
+			if anonymousKey == nil {
+				if anonymousKey, storeErr = p.anonymousKey(rq); storeErr != nil {
+					return true
+				}
+			}
+			if p.anonymousFromCookie(rq, anonymousKey, id) {
+				return true
+			}
 		}
 		s, err := p.store.Get(ctx, rq.vp.cfg.Prefix, id)
 		switch {
@@ -304,7 +318,7 @@ func (p *Proxy) authenticateSession(rq *request) error {
 		}
 		return false
 	})
-	if storeErr != nil || !rq.authed {
+	if storeErr != nil || !rq.authed || rq.anonymous {
 		return storeErr
 	}
 	if err := p.store.Touch(ctx, rq.session.Prefix, rq.session.ID, p.opts.Now()); err != nil && !errors.Is(err, session.ErrNotFound) {

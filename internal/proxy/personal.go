@@ -101,7 +101,9 @@ func (p *Proxy) offerLogin(rq *request, user *personalUser) bool {
 }
 
 func (p *Proxy) logout(rq *request) {
-	if rq.authed {
+	if rq.authed && rq.anonymous {
+		p.endAnonymous(rq)
+	} else if rq.authed {
 		_, err := p.store.Delete(rq.r.Context(), rq.session.Prefix, rq.session.ID)
 		if err != nil && !errors.Is(err, session.ErrNotFound) {
 			p.storeFailed(rq, err)

@@ -85,6 +85,8 @@ type Proxy struct {
 	// credentials points header and JWT credentials at their sessions,
 	// for clients without a cookie jar (credentialSession).
 	credentials credentialIndex
+	// anonymousEnded holds the anonymous sessions logged out here.
+	anonymousEnded endedAnonymous
 }
 
 // New returns a front end for cfg that keeps sessions in store.
@@ -180,6 +182,9 @@ type request struct {
 	scheme  string // scheme the browser used
 	session session.Session
 	authed  bool
+	// anonymous: session is an anonymous one, carried by its cookie and
+	// not in the store (anonymous.go).
+	anonymous bool
 	// answered is set once a response was written (e.g. the redirect
 	// that drops a redeemed ticket from the URL).
 	answered bool

@@ -114,15 +114,19 @@ func (s *tunnelSet) takeActivity() (active, idle []tunnelKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, ts := range s.bySession {
-		used := false
+		used, anonymous := false, false
 		for t := range ts {
+			anonymous = t.anonymous
 			if t.active.Swap(false) {
 				used = true
 			}
 		}
-		if used {
+		switch {
+		case anonymous:
+			// Not in the store: its cookie is its record (anonymous.go).
+		case used:
 			active = append(active, k)
-		} else {
+		default:
 			idle = append(idle, k)
 		}
 	}

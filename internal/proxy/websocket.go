@@ -46,6 +46,7 @@ func isWebsocket(r *http.Request) bool {
 // tunnel is one proxied websocket.
 type tunnel struct {
 	prefix, sessionID string
+	anonymous         bool // its session is anonymous, not in the store
 	client            net.Conn
 	backend           *upgradedConn
 	// framed is true when the back end completed a real RFC 6455
@@ -98,15 +99,17 @@ func (p *Proxy) tunnelWebsocket(rq *request, resp *http.Response) error {
 		backend.Close()
 		return fmt.Errorf("take over the client connection: %w", err)
 	}
-	t := &tunnel{prefix: rq.vp.cfg.Prefix, sessionID: rq.session.ID, client: conn, backend: backend, framed: framed}
+	t := &tunnel{prefix: rq.vp.cfg.Prefix, sessionID: rq.session.ID, anonymous: rq.anonymous, client: conn, backend: backend, framed: framed}
 	// Registered before the browser learns the upgrade succeeded, so every
 	// end of the session after that reaches this tunnel; an end between
 	// authentication and now is caught by the lookup right after.
 	if !p.tunnels.add(t) {
 		t.end(endShutdown)
 	}
-	if _, err := p.store.Get(rq.r.Context(), t.prefix, t.sessionID); errors.Is(err, session.ErrNotFound) {
-		t.end(endClosed)
+	if !t.anonymous { // an anonymous session is not in the store (anonymous.go)
+		if _, err := p.store.Get(rq.r.Context(), t.prefix, t.sessionID); errors.Is(err, session.ErrNotFound) {
+			t.end(endClosed)
+		}
 	}
 
 	h := rq.w.Header() // the session cookie of a redeemed ticket, additional headers
