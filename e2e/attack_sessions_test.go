@@ -598,3 +598,63 @@ func TestAnonymousCookieWorksOnEveryNode(t *testing.T) {
 		t.Errorf("node B: user %q, want %q; cookie replaced %q", got, user, set)
 	}
 }
+
+// TestAttackTableSessions: the attack table's rows for sessions openqps
+// makes itself, sent byte for byte. Virtual proxy "auth" takes JWTs,
+// "hdr" the X-Remote-User header; both without a login module.
+func TestAttackTableSessions(t *testing.T) {
+	key := authNewKey(t, "ES256")
+	o := start(t, func(c *config.Config) {
+		for _, vp := range []struct {
+			prefix string
+			auth   config.Auth
+		}{
+			{"auth", config.Auth{AuthenticationMethod: config.AuthJWT, AnonymousAccess: config.AnonymousNone,
+				JWT: config.JWT{Key: key.signer.Public(), UserIDClaim: "sub", UserDirectoryClaim: "dir"}}},
+			{"hdr", config.Auth{AuthenticationMethod: config.AuthHeaderStatic, HeaderName: "X-Remote-User", StaticUserDirectory: "ACME", AnonymousAccess: config.AnonymousNone}},
+		} {
+			v := c.VirtualProxies[1]
+			v.Prefix, v.SessionCookieName, v.Auth, v.AuthenticationModuleRedirectURI = vp.prefix, "X-Qlik-Session-"+vp.prefix, vp.auth, ""
+			c.VirtualProxies = append(c.VirtualProxies, v)
+		}
+	})
+	now := o.Clock.Now()
+	claims := func(extra jwt.MapClaims) jwt.MapClaims {
+		c := jwt.MapClaims{"sub": "alice", "dir": "ACME", "exp": now.Add(time.Hour).Unix()}
+		for k, v := range extra {
+			c[k] = v
+		}
+		return c
+	}
+	goodToken := key.sign(t, claims(nil))
+	// revived logs in with the credential, logs the user out through the
+	// API, and logs in again with the same credential: the first cookie
+	// must stay dead.
+	revived := func(prefix, header, value string) func(*testing.T, *openqps) map[string]string {
+		return func(t *testing.T, o *openqps) map[string]string {
+			login := func() string {
+				resp, _ := get(t, o.browser(t), o.frontURL("/"+prefix+"/hub/"), header, value)
+				return ticketSessionCookie(resp, "X-Qlik-Session-"+prefix)
+			}
+			gone := login()
+			if _, err := o.API.LogoutUser(context.Background(), prefix, "ACME", "alice"); err != nil {
+				t.Fatal(err)
+			}
+			login()
+			return map[string]string{"{gone}": gone}
+		}
+	}
+	tokenRow := func(name, token string) attackRow {
+		return attackRow{name: "JWT " + name, raw: "GET /auth/hub/{mark} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer " + token + "\r\nConnection: close\r\n\r\n", want: []int{401}}
+	}
+	runAttackRows(t, o, nil, []attackRow{
+		{name: "header cookie logged out, then the user logs in again", setup: revived("hdr", "X-Remote-User", "alice"),
+			raw: "GET /hdr/hub/{mark} HTTP/1.1\r\nHost: {host}\r\nCookie: X-Qlik-Session-hdr={gone}\r\nConnection: close\r\n\r\n", want: []int{401}},
+		{name: "JWT cookie logged out, then the user logs in again", setup: revived("auth", "Authorization", "Bearer "+goodToken),
+			raw: "GET /auth/hub/{mark} HTTP/1.1\r\nHost: {host}\r\nCookie: X-Qlik-Session-auth={gone}\r\nConnection: close\r\n\r\n", want: []int{401}},
+		tokenRow("with crit", sessionsSignHeader(t, key, map[string]any{"crit": []string{"urn:x"}, "urn:x": 1}, claims(nil))),
+		tokenRow("issued tomorrow", key.sign(t, claims(jwt.MapClaims{"iat": now.Add(24 * time.Hour).Unix(), "exp": now.Add(25 * time.Hour).Unix()}))),
+		tokenRow("expiring in 9999", key.sign(t, claims(jwt.MapClaims{"exp": 253402214400}))),
+		tokenRow("valid for a year", key.sign(t, claims(jwt.MapClaims{"iat": now.Unix(), "exp": now.Add(365 * 24 * time.Hour).Unix()}))),
+	})
+}
