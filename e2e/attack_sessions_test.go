@@ -244,8 +244,8 @@ func sessionsECDSAForms(t *testing.T, k authJWTKey, token string) (low, high str
 }
 
 // sessionsRefused checks a 401 with a JSON body whose detail names
-// reason, and that nothing reached the back end.
-func sessionsRefused(t *testing.T, o *openqps, name string, resp *http.Response, body, reason string) {
+// reason.
+func sessionsRefused(t *testing.T, name string, resp *http.Response, body, reason string) {
 	t.Helper()
 	var e struct{ Error, Detail string }
 	if resp.StatusCode != http.StatusUnauthorized || json.Unmarshal([]byte(body), &e) != nil || e.Error == "" || !strings.Contains(e.Detail, reason) {
@@ -279,7 +279,7 @@ func TestAttackJWTTokensOpenqpsMustRefuse(t *testing.T) {
 	sessionsProtocols(t, func(t *testing.T, h2 bool) {
 		for _, c := range cases {
 			resp, body := authGet(t, o, sessionsBrowser(t, o, h2), "/hub/", "Authorization", "Bearer "+c.token)
-			sessionsRefused(t, o, c.name, resp, body, c.reason)
+			sessionsRefused(t, c.name, resp, body, c.reason)
 		}
 		if n := len(o.Backend.requests()); n != 0 {
 			t.Errorf("%d refused requests reached the back end", n)
@@ -320,7 +320,7 @@ func TestAttackJWTHighSSignature(t *testing.T) {
 			strict := sessionsJWTStart(t, key, func(j *config.JWT) { j.RequireLowS = true })
 			sessionsProtocols(t, func(t *testing.T, h2 bool) {
 				resp, body := authGet(t, strict, sessionsBrowser(t, strict, h2), "/hub/", "Authorization", "Bearer "+high)
-				sessionsRefused(t, strict, "high-s signature", resp, body, "high s")
+				sessionsRefused(t, "high-s signature", resp, body, "high s")
 				if resp, body := authGet(t, strict, sessionsBrowser(t, strict, h2), "/hub/", "Authorization", "Bearer "+low); resp.StatusCode != http.StatusOK {
 					t.Errorf("low-s signature: %d %s", resp.StatusCode, body)
 				}
