@@ -193,7 +193,9 @@ func (s *sticky) pick(p *pool, rq *request, tried nodeSet, now int64) int {
 			best, bestScore = i, score
 		}
 	}
-	if best >= 0 && (best != first || pinned != nil) {
+	// Anonymous sessions are not pinned: they end without an event
+	// (anonymous.go), so their pins would never be forgotten.
+	if best >= 0 && (best != first || pinned != nil) && !rq.anonymous {
 		s.mu.Lock()
 		if best == first {
 			delete(s.pins, id)

@@ -130,3 +130,20 @@ func TestRendezvousOnlyMovesTheRemovedNodesSessions(t *testing.T) {
 		t.Errorf("%d sessions moved although their node stayed", moved)
 	}
 }
+
+// TestStickyDoesNotPinAnonymousSessions: anonymous sessions end without
+// an event that would forget their pins, so a failover pins none of them
+// (strangers could otherwise grow the pins without bound).
+func TestStickyDoesNotPinAnonymousSessions(t *testing.T) {
+	p := testPool(t, "sticky", 4)
+	rq := sessionRequest("anonymous-session")
+	rq.anonymous = true
+	_, home := p.pick(rq, 0, t0)
+	p.failed(p.nodes[home], t0)
+	if _, next := p.pick(rq, 0, t0); next == home {
+		t.Fatal("stayed on a down node")
+	}
+	if n := len(p.policy.(*sticky).pins); n != 0 {
+		t.Errorf("%d pins for an anonymous session", n)
+	}
+}
