@@ -20,6 +20,7 @@ import (
 
 	"github.com/openqps/openqps/internal/config"
 	"github.com/openqps/openqps/internal/qpsapi"
+	"github.com/openqps/openqps/internal/session"
 	"github.com/openqps/openqps/internal/session/redis/redistest"
 )
 
@@ -657,4 +658,20 @@ func TestAttackTableSessions(t *testing.T) {
 		tokenRow("expiring in 9999", key.sign(t, claims(jwt.MapClaims{"exp": 253402214400}))),
 		tokenRow("valid for a year", key.sign(t, claims(jwt.MapClaims{"iat": now.Unix(), "exp": now.Add(365 * 24 * time.Hour).Unix()}))),
 	})
+}
+
+// TestHeaderKeepsTheSessionsAttributes: a header names a user but
+// carries no attributes, so the session a login module made for the same
+// user, with attributes, stays.
+func TestHeaderKeepsTheSessionsAttributes(t *testing.T) {
+	o, cred := sessionsCredentialVPs()[0].start(t)
+	id := randomHex(16)
+	o.addSession(t, "auth", "ACME", "alice", id, session.Attribute{Key: "Group", Value: "Admins"})
+	b := o.browser(t)
+	o.setCookie(t, b, "X-Qlik-Session-auth", id)
+	resp, _ := authGet(t, o, b, "/hub/", cred[0], cred[1])
+	if resp.StatusCode != http.StatusOK || ticketSessionCookie(resp, "X-Qlik-Session-auth") != "" ||
+		!strings.Contains(o.Backend.last(t).Header.Get("X-Qlik-Security"), "Group=Admins;") {
+		t.Errorf("the header replaced the session: %d, cookie %v, security %q", resp.StatusCode, resp.Header["Set-Cookie"], o.Backend.last(t).Header.Get("X-Qlik-Security"))
+	}
 }

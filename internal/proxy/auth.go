@@ -147,14 +147,16 @@ func cleanIdentity(what, source, v string) (string, error) {
 // useIdentity authenticates the request as dir\user with attrs, vouched
 // for by credential (the header value or the token). The current session
 // stays when it is that user's (case-insensitively, as QPS matches users)
-// with the same attributes; otherwise the credential logs in (see
-// credentialSession) and its session's cookie replaces the old one. A
-// session of the same user with other attributes is ended: the
-// credential is newer than the session, so its claims win.
+// — for a token, with the same attributes; otherwise the credential logs
+// in (see credentialSession) and its session's cookie replaces the old
+// one. A session of the token's user with other attributes is ended: the
+// token is newer than the session, so its claims win.
 func (p *Proxy) useIdentity(rq *request, dir, user, credential string, attrs []session.Attribute) error {
 	superseded := ""
 	if rq.authed && sameUser(rq.session, dir, user) {
-		if sameAttributes(rq.session.Attributes, attrs) {
+		// A header carries no attributes: it does not replace those a
+		// login module gave the session. A token's claims do.
+		if rq.vp.cfg.Auth.AuthenticationMethod != config.AuthJWT || sameAttributes(rq.session.Attributes, attrs) {
 			return nil
 		}
 		superseded = rq.session.ID
