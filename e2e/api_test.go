@@ -60,7 +60,7 @@ func (o *openqps) sessionCount(t *testing.T, prefix string) int {
 
 func TestAPIRejectsCallersWithoutTheRightCertificate(t *testing.T) {
 	o := start(t, nil)
-	foreign, _, err := pki.Ensure(t.TempDir())
+	foreign, _, err := pki.Ensure(t.TempDir(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -601,7 +601,7 @@ func TestAttackTableAPI(t *testing.T) {
 }
 
 func attackForeignCert(t *testing.T, _ *openqps) []tls.Certificate {
-	foreign, _, err := pki.Ensure(t.TempDir())
+	foreign, _, err := pki.Ensure(t.TempDir(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,7 +102,7 @@ func pxStartProcess(t *testing.T, bin, vps string) *pxProcess {
 		}
 		return err == nil
 	})
-	certs, _, err := pki.Ensure(filepath.Join(dir, "certs"))
+	certs, _, err := pki.Ensure(pki.CertsDir(dir), pki.CADir(dir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 // that site's client certificate keep working, openqps's own are refused.
 func TestUserSuppliedCertificates(t *testing.T) {
 	siteDir := t.TempDir()
-	site, _, err := pki.Ensure(siteDir)
+	site, _, err := pki.Ensure(siteDir, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestUserSuppliedCertificates(t *testing.T) {
 	if _, err := siteClient.AddSession(context.Background(), "sessionvp", userReq("DOMAIN", "User1", randomHex(16))); err != nil {
 		t.Fatalf("the site's own client certificate was refused: %v", err)
 	}
-	other, _, err := pki.Ensure(t.TempDir())
+	other, _, err := pki.Ensure(t.TempDir(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

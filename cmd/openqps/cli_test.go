@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -108,3 +109,37 @@ func TestCLIWithoutCertificatesSaysWhatToDo(t *testing.T) {
 }
 
 func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
+
+// TestCertsCommandKeepsCAKeyApart: `openqps certs` lists the exported
+// certificates and, separately, the CA key; on a data directory of the
+// old layout it moves the key out of the exported directory and says so.
+func TestCertsCommandKeepsCAKeyApart(t *testing.T) {
+	dataDir := t.TempDir()
+	out, err := run(t, "certs", "--data-dir", dataDir)
+	if err != nil {
+		t.Fatalf("certs: %v\n%s", err, out)
+	}
+	caKey := filepath.Join(dataDir, "ca", "root_key.pem")
+	if !strings.Contains(out, "stays on this host") || !strings.Contains(out, caKey) || strings.Contains(out, filepath.Join(dataDir, "certs", "root_key.pem")) {
+		t.Errorf("certs printed %q, want the CA key listed apart, in %s", out, caKey)
+	}
+
+	// The layout of earlier versions: the key beside client.pem.
+	old := filepath.Join(dataDir, "certs", "root_key.pem")
+	if err := os.Rename(caKey, old); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(t, "certs", "--data-dir", dataDir)
+	if err != nil {
+		t.Fatalf("certs on the old layout: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "moved the CA private key from "+old) {
+		t.Errorf("certs printed %q, want it to say the key was moved", out)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("%s still exists: %v", old, err)
+	}
+	if _, err := os.Stat(caKey); err != nil {
+		t.Errorf("the moved key: %v", err)
+	}
+}

@@ -323,24 +323,32 @@ func certsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "certs",
 		Short: "Create (if missing) and show the certificates for curl, Postman, PowerShell and login modules",
-		Args:  cobra.NoArgs,
+		Long: `certs creates, when missing, and lists the certificates of a data directory:
+<data-dir>/certs holds what login modules need (copy it to their hosts);
+<data-dir>/ca holds the CA's private key, which never leaves this host.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir := filepath.Join(dataDir, "certs")
-			b, created, err := pki.Ensure(dir)
+			b, created, err := pki.Ensure(pki.CertsDir(dataDir), pki.CADir(dataDir))
 			if err != nil {
 				return err
+			}
+			out := cmd.OutOrStdout()
+			if b.MovedCAKey != "" {
+				fmt.Fprintf(out, "moved the CA private key from %s to %s; copies of %s made before still hold it: delete root_key.pem from them\n\n",
+					b.MovedCAKey, filepath.Join(b.CADir, "root_key.pem"), b.Dir)
 			}
 			state := "existing"
 			if created {
 				state = "created"
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "certificates (%s) in %s:\n", state, b.Dir)
+			fmt.Fprintf(out, "certificates (%s) in %s, to copy to login-module hosts:\n", state, b.Dir)
 			for _, n := range []string{"root.pem", "client.pem", "client_key.pem", "client.pfx", "server.pem", "server_key.pem"} {
-				fmt.Fprintf(cmd.OutOrStdout(), "  %s\n", filepath.Join(b.Dir, n))
+				fmt.Fprintf(out, "  %s\n", filepath.Join(b.Dir, n))
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "\ncurl --cacert %[1]s/root.pem --cert %[1]s/client.pem --key %[1]s/client_key.pem \\\n"+
+			fmt.Fprintf(out, "the CA private key, which stays on this host (it signs new certificates):\n  %s\n", filepath.Join(b.CADir, "root_key.pem"))
+			fmt.Fprintf(out, "\ncurl --cacert %[1]s/root.pem --cert %[1]s/client.pem --key %[1]s/client_key.pem \\\n"+
 				"  -H 'X-Qlik-Xrfkey: 0123456789abcdef' 'https://localhost:4243/qps/alive?xrfkey=0123456789abcdef'\n", b.Dir)
-			fmt.Fprintln(cmd.OutOrStdout(), "\nclient.pfx has an empty password (PowerShell: Get-PfxCertificate, Postman: Settings > Certificates).")
+			fmt.Fprintln(out, "\nclient.pfx has an empty password (PowerShell: Get-PfxCertificate, Postman: Settings > Certificates).")
 			return nil
 		},
 	}

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
@@ -23,10 +24,11 @@ import (
 // would protect nothing.
 var pfxEncoder = pkcs12.LegacyDES
 
-// Ensure loads the certificates in dir, creating dir and whatever is
-// missing:
+// Ensure loads the certificates in dir and the CA's private key in caDir,
+// creating both directories and whatever is missing:
 //
-//   - root.pem, root_key.pem: a CA, ECDSA P-256, CN "openqps CA", 10 years;
+//   - root.pem (in dir), root_key.pem (in caDir): a CA, ECDSA P-256, CN
+//     "openqps CA", 10 years;
 //   - server.pem, server_key.pem: the server certificate, signed by the CA,
 //     for localhost, 127.0.0.1, ::1, this machine's host name and its short
 //     form, and extraHosts (names or IP addresses); 825 days;
@@ -34,6 +36,12 @@ var pfxEncoder = pkcs12.LegacyDES
 //     API, CN "QlikClient", 10 years;
 //   - client.pfx: client certificate, key and CA as PKCS #12, password
 //     PFXPassword (empty).
+//
+// dir is what users copy to login-module hosts (a Qlik export); caDir
+// holds the one key that signs new client certificates and must stay on
+// this host, so the two are apart. A root_key.pem in dir, where versions
+// before the split kept it, is moved to caDir (Bundle.MovedCAKey says
+// from where, for the caller to log); the certificates stay as they are.
 //
 // Keys are written with mode 0600, certificates with 0644, each file
 // atomically (a crash never leaves half a key), a key before its
@@ -49,21 +57,29 @@ var pfxEncoder = pkcs12.LegacyDES
 //
 // Ensure is not meant to be called for the same dir by several processes
 // at once.
-func Ensure(dir string, extraHosts ...string) (b *Bundle, created bool, err error) {
-	if dir == "" {
-		return nil, false, errors.New("certificates: no directory given")
+func Ensure(dir, caDir string, extraHosts ...string) (b *Bundle, created bool, err error) {
+	if dir == "" || caDir == "" {
+		return nil, false, errors.New("certificates: give a certificate directory and a CA key directory")
+	}
+	if filepath.Clean(dir) == filepath.Clean(caDir) {
+		return nil, false, fmt.Errorf("certificates: the CA key directory must not be the exported certificate directory %s", dir)
 	}
 	// Validate extraHosts even when the server certificate exists, so a
 	// typo is reported the first time, not when the certificate is renewed.
 	if _, _, err := splitHosts(extraHosts); err != nil {
 		return nil, false, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, false, fmt.Errorf("certificates directory: %w", err)
+	for _, p := range []string{dir, caDir} {
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return nil, false, fmt.Errorf("certificates directory: %w", err)
+		}
+		removeStaleTemps(p)
 	}
-	removeStaleTemps(dir)
 
-	d := &certDir{dir: dir, now: time.Now()}
+	d := &certDir{dir: dir, caDir: caDir, now: time.Now()}
+	if err := d.moveCAKey(); err != nil {
+		return nil, false, err
+	}
 	if err := d.ensureCA(); err != nil {
 		return nil, false, err
 	}
@@ -79,25 +95,65 @@ func Ensure(dir string, extraHosts ...string) (b *Bundle, created bool, err erro
 		return nil, false, err
 	}
 	return &Bundle{
-		Dir:    dir,
-		CAPool: poolOf(d.cas),
-		CA:     d.cas[0],
-		Server: server,
-		Client: client,
-		caKey:  d.caKey,
+		Dir:        dir,
+		CADir:      caDir,
+		MovedCAKey: d.movedCAKey,
+		CAPool:     poolOf(d.cas),
+		CA:         d.cas[0],
+		Server:     server,
+		Client:     client,
+		caKey:      d.caKey,
 	}, d.created, nil
 }
 
 // certDir is the state of one Ensure call.
 type certDir struct {
-	dir     string
-	now     time.Time
-	cas     []*x509.Certificate // root.pem; cas[0] signs what Ensure creates
-	caKey   crypto.Signer       // nil when root_key.pem is missing
-	created bool                // some file was written
+	dir        string // the exported certificates
+	caDir      string // root_key.pem
+	now        time.Time
+	cas        []*x509.Certificate // root.pem; cas[0] signs what Ensure creates
+	caKey      crypto.Signer       // nil when root_key.pem is missing
+	created    bool                // some file was written
+	movedCAKey string              // where root_key.pem was moved from
 }
 
 func (d *certDir) path(name string) string { return filepath.Join(d.dir, name) }
+
+// caKeyPath is where the CA's private key lives.
+func (d *certDir) caKeyPath() string { return filepath.Join(d.caDir, rootKeyFile) }
+
+// moveCAKey moves a root_key.pem out of the exported directory, where
+// versions before the split kept it, into caDir. The copy is written
+// before the original is removed, so a crash leaves two equal files, which
+// the next start settles the same way.
+func (d *certDir) moveCAKey() error {
+	old := d.path(rootKeyFile)
+	found, err := exists(old)
+	if err != nil || !found {
+		return err
+	}
+	data, err := os.ReadFile(old)
+	if err != nil {
+		return err
+	}
+	switch current, err := os.ReadFile(d.caKeyPath()); {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := writeFileAtomic(d.caDir, rootKeyFile, data, keyMode); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case !bytes.Equal(current, data):
+		return fmt.Errorf("two different CA keys: %s and %s; keep the one that matches %s in %s and delete the other",
+			old, d.caKeyPath(), rootFile, d.caDir)
+	}
+	if err := os.Remove(old); err != nil {
+		return fmt.Errorf("remove the CA key from the exported directory: %w", err)
+	}
+	syncDir(d.dir)
+	d.movedCAKey = old
+	return nil
+}
 
 // ensureCA loads or creates the CA.
 func (d *certDir) ensureCA() error {
@@ -118,7 +174,7 @@ func (d *certDir) ensureCA() error {
 		if err != nil {
 			return err
 		}
-		if err := d.writePair(rootFile, rootKeyFile, cert, key); err != nil {
+		if err := d.writeCA(cert, key); err != nil {
 			return err
 		}
 		d.cas, d.caKey = []*x509.Certificate{cert}, key
@@ -127,16 +183,16 @@ func (d *certDir) ensureCA() error {
 	if d.cas, err = readCerts(d.path(rootFile)); err != nil {
 		return err
 	}
-	keyFound, err := exists(d.path(rootKeyFile))
+	keyFound, err := exists(d.caKeyPath())
 	if err != nil || !keyFound {
 		return err
 	}
-	key, err := readKey(d.path(rootKeyFile))
+	key, err := readKey(d.caKeyPath())
 	if err != nil {
 		return err
 	}
 	if !keyMatches(d.cas[0], key) {
-		return fmt.Errorf("the key in %s does not match the certificate in %s", d.path(rootKeyFile), d.path(rootFile))
+		return fmt.Errorf("the key in %s does not match the certificate in %s", d.caKeyPath(), d.path(rootFile))
 	}
 	d.caKey = key
 	return nil
@@ -151,8 +207,8 @@ func (d *certDir) refuseOrphans() error {
 			return err
 		}
 		if found {
-			return fmt.Errorf("%s is missing but %s, which its CA signed, is there: restore %s, or delete %s, %s, %s, %s, %s and %s to have all certificates recreated",
-				d.path(rootFile), d.path(name), rootFile, rootKeyFile, serverFile, serverKeyFile, clientFile, clientKeyFile, clientPFXFile)
+			return fmt.Errorf("%s is missing but %s, which its CA signed, is there: restore %s, or delete %s and %s, %s, %s, %s and %s in %s to have all certificates recreated",
+				d.path(rootFile), d.path(name), rootFile, d.caKeyPath(), serverFile, serverKeyFile, clientFile, clientKeyFile, clientPFXFile, d.dir)
 		}
 	}
 	return nil
@@ -229,7 +285,7 @@ func (d *certDir) loadLeaf(certName, keyName string) (pair tls.Certificate, foun
 // issueLeaf signs tmpl with the CA and writes the certificate and its key.
 func (d *certDir) issueLeaf(certName, keyName string, tmpl *x509.Certificate) (tls.Certificate, error) {
 	if d.caKey == nil {
-		return tls.Certificate{}, fmt.Errorf("create %s: %w (%s is missing)", d.path(certName), ErrNoCAKey, d.path(rootKeyFile))
+		return tls.Certificate{}, fmt.Errorf("create %s: %w (%s is missing)", d.path(certName), ErrNoCAKey, d.caKeyPath())
 	}
 	pair, err := issue(tmpl, d.cas[0], d.caKey)
 	if err != nil {
@@ -252,6 +308,22 @@ func (d *certDir) writePair(certName, keyName string, cert *x509.Certificate, ke
 		return err
 	}
 	if err := writeFileAtomic(d.dir, certName, certPEM(cert.Raw), certMode); err != nil {
+		return err
+	}
+	d.created = true
+	return nil
+}
+
+// writeCA writes the CA's key into caDir, then its certificate into dir.
+func (d *certDir) writeCA(cert *x509.Certificate, key crypto.PrivateKey) error {
+	k, err := keyPEM(key)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", d.caKeyPath(), err)
+	}
+	if err := writeFileAtomic(d.caDir, rootKeyFile, k, keyMode); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(d.dir, rootFile, certPEM(cert.Raw), certMode); err != nil {
 		return err
 	}
 	d.created = true

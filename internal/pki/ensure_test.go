@@ -2,9 +2,11 @@ package pki
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"net"
 	"os"
@@ -13,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"software.sslmate.com/src/go-pkcs12"
 )
 
 // allFiles are the files Ensure writes, with their modes.
@@ -29,7 +33,8 @@ var allFiles = map[string]os.FileMode{
 // ensure runs Ensure in a new directory and fails the test on error.
 func ensure(t *testing.T, extraHosts ...string) *Bundle {
 	t.Helper()
-	b, created, err := Ensure(filepath.Join(t.TempDir(), "certs"), extraHosts...)
+	dir := t.TempDir()
+	b, created, err := Ensure(filepath.Join(dir, "certs"), filepath.Join(dir, "ca"), extraHosts...)
 	if err != nil {
 		t.Fatalf("Ensure: %v", err)
 	}
@@ -37,6 +42,15 @@ func ensure(t *testing.T, extraHosts ...string) *Bundle {
 		t.Fatal("Ensure in an empty directory: created = false")
 	}
 	return b
+}
+
+// file is where Ensure keeps the file name for b: the CA's key in
+// CADir, everything else in Dir.
+func file(b *Bundle, name string) string {
+	if name == rootKeyFile {
+		return filepath.Join(b.CADir, name)
+	}
+	return filepath.Join(b.Dir, name)
 }
 
 // serials identifies the certificates of a bundle.
@@ -47,11 +61,8 @@ func serials(b *Bundle) [3]string {
 func TestEnsureCreatesFilesWithModes(t *testing.T) {
 	t.Parallel()
 	b := ensure(t)
-	if fi, err := os.Stat(b.Dir); err != nil || fi.Mode().Perm() != 0o700 {
-		t.Errorf("directory %s: mode %v, err %v; want 0700", b.Dir, fi.Mode().Perm(), err)
-	}
 	for name, want := range allFiles {
-		fi, err := os.Stat(filepath.Join(b.Dir, name))
+		fi, err := os.Stat(file(b, name))
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
@@ -60,13 +71,18 @@ func TestEnsureCreatesFilesWithModes(t *testing.T) {
 			t.Errorf("%s: mode %v, want %v", name, got, want)
 		}
 	}
-	entries, _ := os.ReadDir(b.Dir)
-	if len(entries) != len(allFiles) {
-		var names []string
-		for _, e := range entries {
-			names = append(names, e.Name())
+	var names []string
+	for _, dir := range []string{b.Dir, b.CADir} {
+		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("directory %s: mode %v, err %v; want 0700", dir, fi.Mode().Perm(), err)
 		}
-		t.Errorf("directory holds %v, want exactly the %d files", names, len(allFiles))
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			names = append(names, filepath.Join(dir, e.Name()))
+		}
+	}
+	if len(names) != len(allFiles) {
+		t.Errorf("directories hold %v, want exactly the %d files", names, len(allFiles))
 	}
 }
 
@@ -139,9 +155,9 @@ func TestEnsureCertificateProfiles(t *testing.T) {
 func TestEnsureReusesExistingFiles(t *testing.T) {
 	t.Parallel()
 	first := ensure(t)
-	pfx, _ := os.ReadFile(filepath.Join(first.Dir, clientPFXFile))
+	pfx, _ := os.ReadFile(file(first, clientPFXFile))
 
-	second, created, err := Ensure(first.Dir)
+	second, created, err := Ensure(first.Dir, first.CADir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +167,7 @@ func TestEnsureReusesExistingFiles(t *testing.T) {
 	if serials(first) != serials(second) {
 		t.Errorf("serials changed: %v → %v", serials(first), serials(second))
 	}
-	if again, _ := os.ReadFile(filepath.Join(first.Dir, clientPFXFile)); !bytes.Equal(pfx, again) {
+	if again, _ := os.ReadFile(file(first, clientPFXFile)); !bytes.Equal(pfx, again) {
 		t.Error("client.pfx rewritten")
 	}
 	if second.caKey == nil {
@@ -162,7 +178,7 @@ func TestEnsureReusesExistingFiles(t *testing.T) {
 func TestEnsureKeepsServerCertLackingNewExtraHost(t *testing.T) {
 	t.Parallel()
 	first := ensure(t)
-	second, created, err := Ensure(first.Dir, "new.example.com")
+	second, created, err := Ensure(first.Dir, first.CADir, "new.example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,13 +208,13 @@ func TestEnsureRecreatesMissingFiles(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			first := ensure(t)
-			pfx, _ := os.ReadFile(filepath.Join(first.Dir, clientPFXFile))
+			pfx, _ := os.ReadFile(file(first, clientPFXFile))
 			for _, f := range tt.remove {
-				if err := os.Remove(filepath.Join(first.Dir, f)); err != nil {
+				if err := os.Remove(file(first, f)); err != nil {
 					t.Fatal(err)
 				}
 			}
-			second, created, err := Ensure(first.Dir)
+			second, created, err := Ensure(first.Dir, first.CADir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -211,12 +227,12 @@ func TestEnsureRecreatesMissingFiles(t *testing.T) {
 					t.Errorf("%s serial changed: %v, want %v", what, changed, tt.changed[i])
 				}
 			}
-			newPFX, _ := os.ReadFile(filepath.Join(first.Dir, clientPFXFile))
+			newPFX, _ := os.ReadFile(file(first, clientPFXFile))
 			if changed := !bytes.Equal(pfx, newPFX); changed != tt.newPFX {
 				t.Errorf("client.pfx changed: %v, want %v", changed, tt.newPFX)
 			}
 			for name, mode := range allFiles {
-				if fi, err := os.Stat(filepath.Join(first.Dir, name)); err != nil || fi.Mode().Perm() != mode {
+				if fi, err := os.Stat(file(first, name)); err != nil || fi.Mode().Perm() != mode {
 					t.Errorf("%s: %v", name, err)
 				}
 			}
@@ -227,16 +243,16 @@ func TestEnsureRecreatesMissingFiles(t *testing.T) {
 func TestEnsureRefusesLeavesOfDeletedCA(t *testing.T) {
 	t.Parallel()
 	b := ensure(t)
-	caKey := mustRead(t, filepath.Join(b.Dir, rootKeyFile))
-	os.Remove(filepath.Join(b.Dir, rootFile))
-	_, _, err := Ensure(b.Dir)
-	if err == nil || !strings.Contains(err.Error(), filepath.Join(b.Dir, serverFile)) || !strings.Contains(err.Error(), "restore root.pem") {
+	caKey := mustRead(t, file(b, rootKeyFile))
+	os.Remove(file(b, rootFile))
+	_, _, err := Ensure(b.Dir, b.CADir)
+	if err == nil || !strings.Contains(err.Error(), file(b, serverFile)) || !strings.Contains(err.Error(), "restore root.pem") {
 		t.Errorf("err = %v, want one that names server.pem and says to restore root.pem", err)
 	}
-	if !bytes.Equal(caKey, mustRead(t, filepath.Join(b.Dir, rootKeyFile))) {
+	if !bytes.Equal(caKey, mustRead(t, file(b, rootKeyFile))) {
 		t.Error("root_key.pem was overwritten")
 	}
-	if _, err := os.Stat(filepath.Join(b.Dir, rootFile)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(file(b, rootFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("root.pem was written: %v", err)
 	}
 }
@@ -244,9 +260,9 @@ func TestEnsureRefusesLeavesOfDeletedCA(t *testing.T) {
 func TestEnsureRefusesCertificateWithoutKey(t *testing.T) {
 	t.Parallel()
 	b := ensure(t)
-	os.Remove(filepath.Join(b.Dir, serverKeyFile))
-	_, _, err := Ensure(b.Dir)
-	if err == nil || !strings.Contains(err.Error(), filepath.Join(b.Dir, serverKeyFile)) {
+	os.Remove(file(b, serverKeyFile))
+	_, _, err := Ensure(b.Dir, b.CADir)
+	if err == nil || !strings.Contains(err.Error(), file(b, serverKeyFile)) {
 		t.Errorf("err = %v, want one that names server_key.pem", err)
 	}
 }
@@ -254,9 +270,9 @@ func TestEnsureRefusesCertificateWithoutKey(t *testing.T) {
 func TestEnsureWithoutCAKey(t *testing.T) {
 	t.Parallel()
 	first := ensure(t)
-	os.Remove(filepath.Join(first.Dir, rootKeyFile))
+	os.Remove(file(first, rootKeyFile))
 
-	second, created, err := Ensure(first.Dir)
+	second, created, err := Ensure(first.Dir, first.CADir)
 	if err != nil {
 		t.Fatalf("Ensure with all certificates but no CA key: %v", err)
 	}
@@ -267,8 +283,8 @@ func TestEnsureWithoutCAKey(t *testing.T) {
 		t.Errorf("IssueClient: err = %v, want ErrNoCAKey", err)
 	}
 
-	os.Remove(filepath.Join(first.Dir, clientFile))
-	if _, _, err := Ensure(first.Dir); !errors.Is(err, ErrNoCAKey) || !strings.Contains(err.Error(), clientFile) {
+	os.Remove(file(first, clientFile))
+	if _, _, err := Ensure(first.Dir, first.CADir); !errors.Is(err, ErrNoCAKey) || !strings.Contains(err.Error(), clientFile) {
 		t.Errorf("Ensure that must sign without a CA key: err = %v, want ErrNoCAKey naming client.pem", err)
 	}
 }
@@ -276,7 +292,7 @@ func TestEnsureWithoutCAKey(t *testing.T) {
 func TestEnsureRenewsExpiredServerCert(t *testing.T) {
 	t.Parallel()
 	first := ensure(t)
-	d := &certDir{dir: first.Dir, cas: []*x509.Certificate{first.CA}, caKey: first.caKey}
+	d := &certDir{dir: first.Dir, caDir: first.CADir, cas: []*x509.Certificate{first.CA}, caKey: first.caKey}
 	tmpl, err := serverTemplate(time.Now().AddDate(-3, 0, 0), first.CA, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -286,7 +302,7 @@ func TestEnsureRenewsExpiredServerCert(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	second, created, err := Ensure(first.Dir)
+	second, created, err := Ensure(first.Dir, first.CADir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +322,7 @@ func TestEnsureRemovesStaleTempFiles(t *testing.T) {
 	b := ensure(t)
 	stale := filepath.Join(b.Dir, ".server_key.pem.tmp-123")
 	os.WriteFile(stale, []byte("-----BEGIN PRIVATE KEY-----\nhalf"), 0o600)
-	if _, _, err := Ensure(b.Dir); err != nil {
+	if _, _, err := Ensure(b.Dir, b.CADir); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
@@ -316,9 +332,9 @@ func TestEnsureRemovesStaleTempFiles(t *testing.T) {
 
 func TestEnsureReplacesCAKeyLeftByCrash(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, rootKeyFile), []byte("left by a crash before root.pem was written"), 0o600)
-	b, created, err := Ensure(dir)
+	dir, caDir := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(caDir, rootKeyFile), []byte("left by a crash before root.pem was written"), 0o600)
+	b, created, err := Ensure(dir, caDir)
 	if err != nil || !created {
 		t.Fatalf("created %v, err %v", created, err)
 	}
@@ -330,9 +346,133 @@ func TestEnsureReplacesCAKeyLeftByCrash(t *testing.T) {
 func TestEnsureRejectsBadExtraHost(t *testing.T) {
 	t.Parallel()
 	for _, h := range []string{"https://proxy.example.com", "proxy.example.com:443", "two words"} {
-		_, _, err := Ensure(t.TempDir(), h)
+		_, _, err := Ensure(t.TempDir(), t.TempDir(), h)
 		if err == nil || !strings.Contains(err.Error(), h) {
 			t.Errorf("Ensure(%q): err = %v, want one that names the host", h, err)
 		}
+	}
+}
+
+// caKeyIn returns the files in dir that hold the private key of ca, as
+// PEM or inside a PKCS #12 file.
+func caKeyIn(t *testing.T, dir string, ca *x509.Certificate) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		data := mustRead(t, p)
+		var keys []any
+		for rest := data; ; {
+			var block *pem.Block
+			if block, rest = pem.Decode(rest); block == nil {
+				break
+			}
+			if k, err := parseKey(block); err == nil {
+				keys = append(keys, k)
+			}
+		}
+		if k, _, _, err := pkcs12.DecodeChain(data, PFXPassword); err == nil {
+			keys = append(keys, k)
+		}
+		for _, k := range keys {
+			if s, ok := k.(crypto.Signer); ok && keyMatches(ca, s) {
+				found = append(found, p)
+			}
+		}
+	}
+	return found
+}
+
+func TestExportedDirectoryHoldsNoCAKey(t *testing.T) {
+	t.Parallel()
+	b := ensure(t)
+	if found := caKeyIn(t, b.Dir, b.CA); len(found) != 0 {
+		t.Errorf("the CA key is in the exported directory: %v", found)
+	}
+	if found := caKeyIn(t, b.CADir, b.CA); len(found) != 1 {
+		t.Errorf("CA key files in %s: %v, want root_key.pem", b.CADir, found)
+	}
+}
+
+// oldLayout puts the CA key back where versions before the split kept
+// it: in the exported directory, with no CA directory.
+func oldLayout(t *testing.T, b *Bundle) {
+	t.Helper()
+	if err := os.Rename(file(b, rootKeyFile), filepath.Join(b.Dir, rootKeyFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(b.CADir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEnsureMovesCAKeyOfOldLayout(t *testing.T) {
+	t.Parallel()
+	first := ensure(t)
+	oldLayout(t, first)
+	key := mustRead(t, filepath.Join(first.Dir, rootKeyFile))
+
+	second, created, err := Ensure(first.Dir, first.CADir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created || serials(first) != serials(second) {
+		t.Errorf("created %v, serials %v → %v; want the old certificates", created, serials(first), serials(second))
+	}
+	if second.MovedCAKey != filepath.Join(first.Dir, rootKeyFile) {
+		t.Errorf("MovedCAKey = %q, want the old path", second.MovedCAKey)
+	}
+	if found := caKeyIn(t, first.Dir, first.CA); len(found) != 0 {
+		t.Errorf("the CA key is still in the exported directory: %v", found)
+	}
+	if got := mustRead(t, file(first, rootKeyFile)); !bytes.Equal(got, key) {
+		t.Error("the moved key differs from the old one")
+	}
+	if fi, err := os.Stat(file(first, rootKeyFile)); err != nil || fi.Mode().Perm() != keyMode {
+		t.Errorf("moved key: %v, %v", fi, err)
+	}
+	if _, err := second.IssueClient("after the move", time.Now(), time.Now().Add(time.Hour)); err != nil {
+		t.Errorf("IssueClient after the move: %v", err)
+	}
+	third, _, err := Ensure(first.Dir, first.CADir)
+	if err != nil || third.MovedCAKey != "" {
+		t.Errorf("the next start: MovedCAKey %q, err %v; want nothing moved", third.MovedCAKey, err)
+	}
+}
+
+func TestEnsureSettlesCAKeyInBothPlaces(t *testing.T) {
+	t.Parallel()
+	// Equal: a crash between the copy and the removal.
+	b := ensure(t)
+	key := mustRead(t, file(b, rootKeyFile))
+	os.WriteFile(filepath.Join(b.Dir, rootKeyFile), key, 0o600)
+	if _, _, err := Ensure(b.Dir, b.CADir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(b.Dir, rootKeyFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the copy in the exported directory is still there: %v", err)
+	}
+
+	// Different: openqps cannot know which one the user wants.
+	other := ensure(t)
+	os.WriteFile(filepath.Join(b.Dir, rootKeyFile), mustRead(t, file(other, rootKeyFile)), 0o600)
+	_, _, err := Ensure(b.Dir, b.CADir)
+	if err == nil || !strings.Contains(err.Error(), "two different CA keys") {
+		t.Errorf("err = %v, want one about two different CA keys", err)
+	}
+	if got := mustRead(t, file(b, rootKeyFile)); !bytes.Equal(got, key) {
+		t.Error("the CA key was overwritten")
+	}
+}
+
+func TestEnsureRefusesOneDirectoryForBoth(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if _, _, err := Ensure(dir, dir+"/"); err == nil {
+		t.Error("Ensure with the CA key directory equal to the exported one: no error")
 	}
 }

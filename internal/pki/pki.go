@@ -5,14 +5,26 @@
 // [Ensure] creates them on first start in a directory, with the file names
 // of a Qlik Sense certificate export (root.pem, server.pem, client.pem, their
 // *_key.pem files and client.pfx), so that recipes written for Qlik — curl,
-// Postman, PowerShell, node's qlik-auth — work unchanged. [Load] uses
+// Postman, PowerShell, node's qlik-auth — work unchanged. That directory is
+// what users copy to login-module hosts; the CA's private key lives apart,
+// in a directory of its own that never leaves this host. [Load] uses
 // certificates exported from an existing Qlik site instead.
+//
+// The CA has no name constraints. The names it must sign server
+// certificates for are not known when it is made (the machine is renamed,
+// a load balancer's name is added, server.pem is deleted to be reissued
+// for new names), and it is never reissued, because every login module
+// trusts root.pem: a constrained CA would one day sign a server certificate
+// that clients refuse. What a constraint would limit — what a stolen CA
+// key can sign for — is guarded instead by keeping the key out of the
+// export, owner-readable only; the CA cannot delegate (path length zero).
 package pki
 
 import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"path/filepath"
 )
 
 // The files of a certificate directory, named as in a Qlik Sense export.
@@ -26,6 +38,13 @@ const (
 	clientPFXFile = "client.pfx"
 )
 
+// CertsDir is where a data directory keeps the exported certificates,
+// and CADir where it keeps the CA's private key, apart from them.
+func CertsDir(dataDir string) string { return filepath.Join(dataDir, "certs") }
+
+// CADir: see CertsDir.
+func CADir(dataDir string) string { return filepath.Join(dataDir, "ca") }
+
 // PFXPassword is the password of client.pfx: empty, as PowerShell's
 // Get-PfxCertificate, Postman and node's tls accept it. The file is
 // protected by its mode (0600) like client_key.pem, which holds the same key
@@ -36,9 +55,15 @@ const PFXPassword = ""
 // after Ensure or Load return it; its methods may be called concurrently
 // and each returns a new value the caller may change.
 type Bundle struct {
-	// Dir is the certificate directory, e.g. <data dir>/certs; "" when the
-	// bundle was loaded from user files.
+	// Dir is the exported certificate directory, e.g. <data dir>/certs;
+	// "" when the bundle was loaded from user files.
 	Dir string
+	// CADir is the directory of the CA's private key, e.g. <data dir>/ca;
+	// "" when the bundle was loaded from user files.
+	CADir string
+	// MovedCAKey is the path root_key.pem was moved from, out of Dir, by
+	// the Ensure that returned the bundle; "" when nothing was moved.
+	MovedCAKey string
 	// CAPool holds the CA certificates client certificates must chain to;
 	// clients verify the server with it.
 	CAPool *x509.CertPool
@@ -55,35 +80,4 @@ type Bundle struct {
 	// caKey is CA's private key, when Ensure created or found it; nil
 	// otherwise, and then IssueClient fails.
 	caKey crypto.Signer
-}
-
-// ServerTLS returns the front end's TLS configuration: TLS 1.2 or later,
-// the server certificate, HTTP/2 and HTTP/1.1.
-func (b *Bundle) ServerTLS() *tls.Config {
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{b.Server},
-		NextProtos:   []string{"h2", "http/1.1"},
-	}
-}
-
-// APITLS returns the trusted API's TLS configuration: like ServerTLS, and
-// the handshake fails unless the client presents a certificate that chains
-// to CAPool and is valid now.
-func (b *Bundle) APITLS() *tls.Config {
-	c := b.ServerTLS()
-	c.ClientAuth = tls.RequireAndVerifyClientCert
-	c.ClientCAs = b.CAPool
-	return c
-}
-
-// ClientTLS returns a client TLS configuration that presents b.Client (if
-// the bundle has one) and trusts only CAPool, for the CLI, the demo login
-// module and tests.
-func (b *Bundle) ClientTLS() *tls.Config {
-	c := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: b.CAPool}
-	if len(b.Client.Certificate) > 0 {
-		c.Certificates = []tls.Certificate{b.Client}
-	}
-	return c
 }

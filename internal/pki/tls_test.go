@@ -71,6 +71,16 @@ func TestAPIHandshake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	withUsage := func(usages ...x509.ExtKeyUsage) tls.Certificate {
+		tmpl := clientTemplate("login-module", now.Add(-time.Minute), now.Add(time.Hour))
+		tmpl.ExtKeyUsage = usages
+		c, err := issue(tmpl, b.CA, b.caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	caAsClient := tls.Certificate{Certificate: [][]byte{b.CA.Raw}, PrivateKey: b.caKey, Leaf: b.CA}
 	withCert := func(certs ...tls.Certificate) *tls.Config {
 		c := b.ClientTLS()
 		c.Certificates = certs
@@ -89,6 +99,12 @@ func TestAPIHandshake(t *testing.T) {
 		{"expired client certificate", withCert(expired), false},
 		{"client certificate not yet valid", withCert(notYetValid), false},
 		{"server certificate as client certificate", withCert(b.Server), false},
+		{"the CA certificate, with its key", withCert(caAsClient), false},
+		{"CA-signed, no extended key usage", withCert(withUsage()), false},
+		{"CA-signed, server authentication only", withCert(withUsage(x509.ExtKeyUsageServerAuth)), false},
+		{"CA-signed, any extended key usage", withCert(withUsage(x509.ExtKeyUsageAny)), false},
+		{"CA-signed, code signing only", withCert(withUsage(x509.ExtKeyUsageCodeSigning)), false},
+		{"CA-signed, server and client authentication", withCert(withUsage(x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -171,6 +171,14 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 	apiTLS := s.Certs.APITLS()
+	verifyClient := apiTLS.VerifyConnection
+	apiTLS.VerifyConnection = func(cs tls.ConnectionState) error {
+		err := verifyClient(cs)
+		if err != nil {
+			log.Warn("trusted API refused a client certificate", "event", "api.rejected", "error", "client certificate refused", "detail", err.Error())
+		}
+		return err
+	}
 	apiHandler := &guard{next: reloadCall{s: s, next: s.API}, log: log, listener: "trusted API", bodyTimeout: cfg.Timeouts.RequestBody,
 		metrics: s.Metrics, audit: s.auditOnly}
 	s.serve(&http.Server{Handler: apiHandler, TLSConfig: apiTLS}, tls.NewListener(apiLn, apiTLS), "trusted API")
@@ -268,14 +276,18 @@ func loadCerts(cfg *config.Config, log *slog.Logger) (*pki.Bundle, error) {
 		}
 		return b, nil
 	}
-	dir := filepath.Join(cfg.DataDir, "certs")
-	b, created, err := pki.Ensure(dir)
+	b, created, err := pki.Ensure(pki.CertsDir(cfg.DataDir), pki.CADir(cfg.DataDir))
 	if err != nil {
 		return nil, fmt.Errorf("certificates: %w", err)
 	}
+	if b.MovedCAKey != "" {
+		log.Warn("moved the CA private key out of the exported certificate directory", "from", b.MovedCAKey,
+			"to", filepath.Join(b.CADir, "root_key.pem"),
+			"note", "copies of "+b.Dir+" made before still hold it: delete root_key.pem from them")
+	}
 	if created {
-		log.Info("created certificates", "dir", dir,
-			"files", "root.pem client.pem client_key.pem client.pfx server.pem server_key.pem")
+		log.Info("created certificates", "dir", b.Dir,
+			"files", "root.pem client.pem client_key.pem client.pfx server.pem server_key.pem", "ca_key", filepath.Join(b.CADir, "root_key.pem"))
 	}
 	return b, nil
 }
