@@ -1,0 +1,266 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/pki"
+	"github.com/openqps/openqps/internal/server"
+)
+
+// TestAttackTableAPICertificates: certificates that chain to openqps's CA
+// but are no client certificates are refused at the TLS handshake of the
+// trusted API, over HTTP/1.1 and HTTP/2, and change nothing.
+func TestAttackTableAPICertificates(t *testing.T) {
+	o := start(t, nil)
+	caKey := readCAKey(t, o)
+	caAsClient := tls.Certificate{Certificate: [][]byte{o.Certs.CA.Raw}, PrivateKey: caKey, Leaf: o.Certs.CA}
+	signed := func(usages ...x509.ExtKeyUsage) func(*testing.T, *openqps) []tls.Certificate {
+		return func(t *testing.T, o *openqps) []tls.Certificate {
+			return []tls.Certificate{signWithCA(t, o.Certs.CA, caKey, usages)}
+		}
+	}
+	body := `{"UserDirectory":"DOMAIN","UserId":"Mallory","SessionId":"` + randomHex(16) + `"}`
+	xrf := []string{"X-Qlik-Xrfkey", "abcdefghijklmnop", "Content-Type", "application/json"}
+	rows := []attackAPIRow{
+		{name: "the CA certificate, with its key", method: "POST", path: "/qps/sessionvp/session" + attackXrf, header: xrf, body: body,
+			certs: func(*testing.T, *openqps) []tls.Certificate { return []tls.Certificate{caAsClient} }},
+		{name: "the CA certificate on GET alive", method: "GET", path: "/qps/alive" + attackXrf, header: xrf,
+			certs: func(*testing.T, *openqps) []tls.Certificate { return []tls.Certificate{caAsClient} }},
+		{name: "CA-signed, no extended key usage", method: "POST", path: "/qps/sessionvp/session" + attackXrf, header: xrf, body: body, certs: signed()},
+		{name: "CA-signed, server authentication only", method: "POST", path: "/qps/sessionvp/session" + attackXrf, header: xrf, body: body, certs: signed(x509.ExtKeyUsageServerAuth)},
+		{name: "CA-signed, any extended key usage", method: "POST", path: "/qps/sessionvp/session" + attackXrf, header: xrf, body: body, certs: signed(x509.ExtKeyUsageAny)},
+		{name: "CA-signed, email protection only", method: "POST", path: "/qps/sessionvp/session" + attackXrf, header: xrf, body: body, certs: signed(x509.ExtKeyUsageEmailProtection)},
+		// The control: a certificate with the client-authentication
+		// usage (and another) is a login module.
+		{name: "CA-signed, client and server authentication", method: "GET", path: "/qps/alive" + attackXrf, header: xrf, want: 200,
+			certs: signed(x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)},
+	}
+	for _, proto := range []string{"http/1.1", "h2"} {
+		for _, row := range rows {
+			t.Run(proto+"/"+row.name, func(t *testing.T) {
+				status, err := sendAPIRow(t, o, proto, row)
+				switch {
+				case row.want == 0 && err == nil:
+					t.Errorf("answered %d, want the TLS handshake refused", status)
+				case row.want != 0 && (err != nil || status != row.want):
+					t.Errorf("status %d, err %v; want %d", status, err, row.want)
+				}
+			})
+		}
+	}
+	list, err := o.API.UserSessions(context.Background(), "sessionvp", "DOMAIN", "Mallory")
+	if err != nil || len(list) != 0 {
+		t.Errorf("sessions of Mallory after the refused certificates: %v, %v", list, err)
+	}
+}
+
+// sendAPIRow sends row to the trusted API over a new connection that
+// negotiates proto ("http/1.1" or "h2").
+func sendAPIRow(t *testing.T, o *openqps, proto string, row attackAPIRow) (int, error) {
+	t.Helper()
+	certs := []tls.Certificate{o.Certs.Client}
+	if row.certs != nil {
+		certs = row.certs(t, o)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: o.Certs.CAPool, Certificates: certs}, Protocols: new(http.Protocols)}
+	if proto == "h2" {
+		tr.Protocols.SetHTTP2(true)
+	} else {
+		tr.Protocols.SetHTTP1(true)
+	}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequest(row.method, o.apiURL(row.path), strings.NewReader(row.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(row.header); i += 2 {
+		req.Header.Set(row.header[i], row.header[i+1])
+	}
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != map[string]int{"h2": 2, "http/1.1": 1}[proto] {
+		t.Errorf("answered over %s, want %s", resp.Proto, proto)
+	}
+	return resp.StatusCode, nil
+}
+
+// readCAKey reads the CA's private key from where openqps keeps it.
+func readCAKey(t *testing.T, o *openqps) crypto.Signer {
+	t.Helper()
+	pair, err := tls.LoadX509KeyPair(filepath.Join(o.Certs.Dir, "root.pem"), filepath.Join(o.Certs.CADir, "root_key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pair.PrivateKey.(crypto.Signer)
+}
+
+// signWithCA issues a certificate with the given extended key usages.
+func signWithCA(t *testing.T, ca *x509.Certificate, caKey crypto.Signer, usages []x509.ExtKeyUsage) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: "QlikClient"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usages, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// caKeyFiles returns the files in dir that hold the private key of ca,
+// as a PEM block or inside a PKCS #12 file.
+func caKeyFiles(t *testing.T, dir string, ca *x509.Certificate) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPub := ca.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	var found []string
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []any
+		for rest := data; ; {
+			var block *pem.Block
+			if block, rest = pem.Decode(rest); block == nil {
+				break
+			}
+			for _, parse := range []func([]byte) (any, error){
+				x509.ParsePKCS8PrivateKey,
+				func(b []byte) (any, error) { return x509.ParseECPrivateKey(b) },
+				func(b []byte) (any, error) { return x509.ParsePKCS1PrivateKey(b) },
+			} {
+				if k, err := parse(block.Bytes); err == nil {
+					keys = append(keys, k)
+				}
+			}
+		}
+		if k, _, _, err := pkcs12.DecodeChain(data, pki.PFXPassword); err == nil {
+			keys = append(keys, k)
+		}
+		for _, k := range keys {
+			if s, ok := k.(crypto.Signer); ok && caPub.Equal(s.Public()) {
+				found = append(found, p)
+			}
+		}
+	}
+	return found
+}
+
+// TestAttackExportedCertificatesHoldNoCAKey: the folder users copy to
+// login-module hosts holds no private key of the CA, after a first start
+// and after a start on a data directory of the old layout, whose
+// certificates keep working.
+func TestAttackExportedCertificatesHoldNoCAKey(t *testing.T) {
+	t.Run("new data directory", func(t *testing.T) {
+		o := start(t, nil)
+		if found := caKeyFiles(t, o.Certs.Dir, o.Certs.CA); len(found) != 0 {
+			t.Errorf("the CA key is in the exported folder: %v", found)
+		}
+		if found := caKeyFiles(t, o.Certs.CADir, o.Certs.CA); len(found) != 1 {
+			t.Errorf("CA key files in %s: %v, want one", o.Certs.CADir, found)
+		}
+	})
+	t.Run("data directory of the old layout", func(t *testing.T) {
+		dataDir := t.TempDir()
+		old, _, err := pki.Ensure(pki.CertsDir(dataDir), pki.CADir(dataDir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldKey := filepath.Join(old.Dir, "root_key.pem")
+		if err := os.Rename(filepath.Join(old.CADir, "root_key.pem"), oldKey); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(old.CADir); err != nil {
+			t.Fatal(err)
+		}
+		clientPEM, _ := os.ReadFile(filepath.Join(old.Dir, "client.pem"))
+
+		var logs lockedBuffer
+		cfg, err := config.Parse([]byte("data_dir: " + dataDir + "\nfrontend: {listen: \"127.0.0.1:0\"}\napi: {listen: \"127.0.0.1:0\"}\nstore: {type: memory}\n" +
+			"virtual_proxies:\n  - prefix: \"\"\n    authentication_module_redirect_uri: " + loginModuleURI + "\n    backends: [\"http://127.0.0.1:9\"]\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := server.Start(context.Background(), server.Options{Config: cfg, Log: slog.New(slog.NewTextHandler(&logs, nil)), AuditOut: io.Discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Shutdown(context.Background())
+
+		if found := caKeyFiles(t, srv.Certs.Dir, srv.Certs.CA); len(found) != 0 {
+			t.Errorf("the CA key is still in the exported folder: %v", found)
+		}
+		if found := caKeyFiles(t, pki.CADir(dataDir), srv.Certs.CA); len(found) != 1 {
+			t.Errorf("CA key files in %s: %v, want one", pki.CADir(dataDir), found)
+		}
+		if !strings.Contains(logs.String(), "moved the CA private key") || !strings.Contains(logs.String(), oldKey) {
+			t.Errorf("no log line names the move from %s:\n%s", oldKey, logs.String())
+		}
+		if now, _ := os.ReadFile(filepath.Join(srv.Certs.Dir, "client.pem")); !bytes.Equal(now, clientPEM) {
+			t.Error("client.pem changed: login modules holding the old copy would be locked out")
+		}
+		o := &openqps{Server: srv}
+		status, err := sendAPIRow(t, o, "http/1.1", attackAPIRow{method: "GET", path: "/qps/alive" + attackXrf,
+			header: []string{"X-Qlik-Xrfkey", "abcdefghijklmnop"}, certs: func(*testing.T, *openqps) []tls.Certificate { return []tls.Certificate{old.Client} }})
+		if err != nil || status != http.StatusOK {
+			t.Errorf("the client certificate of the old layout: status %d, err %v; want 200", status, err)
+		}
+	})
+}
+
+// lockedBuffer is a log sink that the server's goroutines may write to
+// while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
