@@ -26,6 +26,7 @@ import (
 
 	"github.com/openqps/openqps/internal/config"
 	"github.com/openqps/openqps/internal/pki"
+	"github.com/openqps/openqps/internal/qpsapi"
 	"github.com/openqps/openqps/internal/server"
 )
 
@@ -213,17 +214,7 @@ func TestAttackExportedCertificatesHoldNoCAKey(t *testing.T) {
 		}
 		clientPEM, _ := os.ReadFile(filepath.Join(old.Dir, "client.pem"))
 
-		var logs lockedBuffer
-		cfg, err := config.Parse([]byte("data_dir: " + dataDir + "\nfrontend: {listen: \"127.0.0.1:0\"}\napi: {listen: \"127.0.0.1:0\"}\nstore: {type: memory}\n" +
-			"virtual_proxies:\n  - prefix: \"\"\n    authentication_module_redirect_uri: " + loginModuleURI + "\n    backends: [\"http://127.0.0.1:9\"]\n"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, err := server.Start(context.Background(), server.Options{Config: cfg, Log: slog.New(slog.NewTextHandler(&logs, nil)), AuditOut: io.Discard})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.Shutdown(context.Background())
+		srv, logs := startLogged(t, dataDir)
 
 		if found := caKeyFiles(t, srv.Certs.Dir, srv.Certs.CA); len(found) != 0 {
 			t.Errorf("the CA key is still in the exported folder: %v", found)
@@ -244,6 +235,83 @@ func TestAttackExportedCertificatesHoldNoCAKey(t *testing.T) {
 			t.Errorf("the client certificate of the old layout: status %d, err %v; want 200", status, err)
 		}
 	})
+}
+
+// startLogged starts openqps on dataDir with a memory store and returns
+// it with everything it logs (the audit log included).
+func startLogged(t *testing.T, dataDir string) (*server.Server, *lockedBuffer) {
+	t.Helper()
+	logs := new(lockedBuffer)
+	cfg, err := config.Parse([]byte("data_dir: " + dataDir + "\nfrontend: {listen: \"127.0.0.1:0\"}\napi: {listen: \"127.0.0.1:0\"}\nstore: {type: memory}\n" +
+		"log: {level: debug}\nvirtual_proxies:\n" +
+		"  - prefix: \"\"\n    authentication_module_redirect_uri: " + loginModuleURI + "\n    backends: [\"http://127.0.0.1:9\"]\n" +
+		"  - prefix: sessionvp\n    authentication_module_redirect_uri: " + loginModuleURI + "\n    backends: [\"http://127.0.0.1:9\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.Start(context.Background(), server.Options{Config: cfg, Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), AuditOut: logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return srv, logs
+}
+
+// TestAttackMistypedAPIPathLogsNoSessionID: a login module that puts a
+// live session id in the wrong place of an API path gets 404, and
+// neither the process log nor the audit log holds the id — only its
+// hash.
+func TestAttackMistypedAPIPathLogsNoSessionID(t *testing.T) {
+	srv, logs := startLogged(t, t.TempDir())
+	o := &openqps{Server: srv, API: qpsapi.NewClient("https://"+srv.APIAddr, srv.Certs.ClientTLS())}
+	defer o.API.CloseIdleConnections()
+	xrf := []string{"X-Qlik-Xrfkey", "abcdefghijklmnop", "Content-Type", "application/json"}
+	paths := []struct{ method, path string }{
+		{"DELETE", "/qps/sessionvp/{id}"},               // "session/" forgotten
+		{"GET", "/qps/sesion/{id}"},                     // resource mistyped
+		{"GET", "/qps/sessionvp/sesion/{id}"},           // resource mistyped after a prefix
+		{"GET", "/qps/sessions/{id}/"},                  // plural
+		{"GET", "/qps/{id}"},                            // the id as the resource
+		{"GET", "/qps/{id}/session"},                    // the id as the prefix
+		{"DELETE", "/qps/user/{id}"},                    // the user API with one argument
+		{"POST", "/qps/sessionvp/ticket/{id}"},          // an argument where none belongs
+		{"GET", "/qpss/session/{id}"},                   // not under /qps/
+		{"GET", "/QPS/SessionVP/Session%2F{id}/extra"},  // an encoded slash
+		{"GET", "/qps/sessionvp/session/{id}/{id}"},     // one segment too many
+		{"GET", "/qps/sessionvp/session%20{id}"},        // glued to the resource
+		{"DELETE", "/qps/sessionvp/user/DOMAIN/{id}/x"}, // the user API with three arguments
+	}
+	for _, proto := range []string{"http/1.1", "h2"} {
+		for _, p := range paths {
+			t.Run(proto+" "+p.method+" "+p.path, func(t *testing.T) {
+				id := "aa051074-13a1-4f2a-" + randomHex(8)
+				rejected := strings.Count(logs.String(), "event=api.rejected")
+				o.addSession(t, "sessionvp", "DOMAIN", "Victim", id)
+				path := strings.ReplaceAll(p.path, "{id}", id)
+				status, err := sendAPIRow(t, o, proto, attackAPIRow{method: p.method, path: path + attackXrf, header: xrf, body: "{}"})
+				if err != nil || status != http.StatusNotFound {
+					t.Errorf("status %d, err %v; want 404", status, err)
+				}
+				if got, err := o.API.GetSession(context.Background(), "sessionvp", id); err != nil || got == nil {
+					t.Errorf("the victim's session after the mistyped call: %v, %v", got, err)
+				}
+				// The rejection is logged once (and audited)...
+				if n := strings.Count(logs.String(), "event=api.rejected"); n != rejected+1 {
+					t.Errorf("%d api.rejected lines in the process log, want %d", n, rejected+1)
+				}
+				// ...and no line holds the id.
+				for _, l := range strings.Split(logs.String(), "\n") {
+					if strings.Contains(l, id) {
+						t.Errorf("a log line holds the session id: %s", l)
+					}
+				}
+			})
+		}
+	}
 }
 
 // lockedBuffer is a log sink that the server's goroutines may write to

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/openqps/openqps/internal/config"
 )
 
 // FuzzParseRoute: any escaped path either routes to a known resource with
@@ -140,16 +142,44 @@ func FuzzAttributes(f *testing.F) {
 	})
 }
 
-// FuzzRedactPath: a session id in an API path never survives redaction.
+// FuzzRedactPath: a value long enough to be a session id or a ticket,
+// anywhere in an API path (well formed or mistyped), never survives
+// redaction, unless it is a name the API knows.
 func FuzzRedactPath(f *testing.F) {
+	cfg := logTestConfig(f)
 	f.Add("/qps/session/", "aa051074-13a1-4f2a-842b-a64aa4d21001")
 	f.Add("/qps/sales/SESSION/", "x")
+	f.Add("/qps/sessionvp/", "aa051074-13a1-4f2a-842b-a64aa4d21001")
+	f.Add("/qps/sesion/", "aa051074-13a1-4f2a-842b-a64aa4d21001")
+	f.Add("/qps/", "aa051074-13a1-4f2a-842b-a64aa4d21001")
+	f.Add("/qps/user/DOMAIN/", "aa051074-13a1-4f2a-842b-a64aa4d21001")
 	f.Fuzz(func(t *testing.T, head, id string) {
-		if !strings.HasSuffix(strings.ToLower(head), "/session/") || len(id) < 8 || strings.Contains(strings.ToLower(id), "session/") || strings.Contains(head, id) {
+		lower := strings.ToLower(id)
+		_, isPrefix := cfg.VirtualProxy(lower)
+		if len(id) < cfg.Sessions.MinIDLength || strings.Contains(id, "/") || resources[lower] || isPrefix || strings.Contains(head, id) {
 			return
 		}
-		if got := RedactPath(head + id); strings.Contains(got, id) {
-			t.Fatalf("RedactPath(%q) = %q", head+id, got)
+		if got := redactPath(head+id, cfg); strings.Contains(got, id) {
+			t.Fatalf("redactPath(%q) = %q", head+id, got)
 		}
 	})
+}
+
+// logTestConfig is a configuration with the virtual proxies "" and
+// sessionvp and the default minimum session id length.
+func logTestConfig(tb testing.TB) *config.Config {
+	tb.Helper()
+	cfg, err := config.Parse([]byte(`
+virtual_proxies:
+  - prefix: ""
+    authentication_module_redirect_uri: https://login.example.test/
+    backends: ["http://127.0.0.1:9"]
+  - prefix: sessionvp
+    authentication_module_redirect_uri: https://login.example.test/
+    backends: ["http://127.0.0.1:9"]
+`))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cfg
 }

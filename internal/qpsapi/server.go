@@ -71,13 +71,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt, err := parseRoute(r.URL.EscapedPath())
 	if err != nil {
-		s.fail(c, http.StatusNotFound, "unknown path", err.Error())
+		logDetail := err.Error()
+		if re, ok := err.(*routeError); ok {
+			logDetail = re.logDetail(c.cfg)
+		}
+		s.failLogged(c, http.StatusNotFound, "unknown path", err.Error(), logDetail)
 		return
 	}
 	c.rt = rt
 	vp, ok := c.cfg.VirtualProxy(rt.prefix)
 	if !ok {
-		s.fail(c, http.StatusNotFound, "unknown virtual proxy", fmt.Sprintf("no virtual proxy has the prefix %q", rt.prefix))
+		detail := "no virtual proxy has the prefix %q"
+		s.failLogged(c, http.StatusNotFound, "unknown virtual proxy", fmt.Sprintf(detail, rt.prefix), fmt.Sprintf(detail, logSegment(rt.prefix, c.cfg)))
 		return
 	}
 	c.vp = vp
@@ -431,7 +436,7 @@ func (s *Server) storeFailed(c *call, err error) {
 		s.fail(c, http.StatusTooManyRequests, "session store full", "openqps holds as many sessions as store.max_sessions allows; end sessions (DELETE /qps/session/{id} or /qps/user/{directory}/{userId}), wait for them to time out, or raise the limit")
 		return
 	}
-	s.log.Error("session store failed", "event", "store.error", "path", RedactPath(c.r.URL.Path), "err", err)
+	s.log.Error("session store failed", "event", "store.error", "path", s.LogPath(c.r.URL.Path), "err", err)
 	writeJSON(c.w, http.StatusServiceUnavailable, apiError{Error: "session store unavailable", Detail: "the session store cannot be reached; retry shortly"})
 }
 
@@ -443,8 +448,15 @@ type apiError struct {
 
 // fail answers a rejection and logs it once.
 func (s *Server) fail(c *call, status int, msg, detail string) {
+	s.failLogged(c, status, msg, detail, detail)
+}
+
+// failLogged is fail with a detail for the log that differs from the
+// caller's: the caller may be told a path segment it sent, the log gets
+// it redacted.
+func (s *Server) failLogged(c *call, status int, msg, detail, logDetail string) {
 	s.log.Warn("api request rejected", "event", "api.rejected", "status", status, "method", c.r.Method,
-		"path", RedactPath(c.r.URL.Path), "error", msg, "detail", detail, "caller", c.caller, "remote", c.r.RemoteAddr)
+		"path", redactPath(c.r.URL.Path, c.cfg), "error", msg, "detail", logDetail, "caller", c.caller, "remote", c.r.RemoteAddr)
 	writeJSON(c.w, status, apiError{Error: msg, Detail: detail})
 }
 

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/openqps/openqps/internal/metrics"
-	"github.com/openqps/openqps/internal/qpsapi"
 )
 
 // guard wraps a listener's handler with what every request gets around
@@ -35,6 +34,9 @@ type guard struct {
 	// audit, when set, gets one api.call record per request with the
 	// caller's certificate subject (the trusted API).
 	audit *slog.Logger
+	// logPath redacts the secrets in a path for the audit record
+	// (qpsapi.Server.LogPath).
+	logPath func(string) string
 }
 
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -86,7 +88,7 @@ func (g *guard) done(sw *statusWriter, r *http.Request, start time.Time, upgrade
 			caller = r.TLS.VerifiedChains[0][0].Subject.String()
 		}
 		g.audit.Info("api call", "event", "api.call", "caller", caller, "method", r.Method,
-			"path", qpsapi.RedactPath(r.URL.Path), "status", status, "ms", elapsed.Milliseconds(), "remote", r.RemoteAddr)
+			"path", g.logPath(r.URL.Path), "status", status, "ms", elapsed.Milliseconds(), "remote", r.RemoteAddr)
 	}
 	sw.release()
 }

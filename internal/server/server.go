@@ -180,7 +180,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		return err
 	}
 	apiHandler := &guard{next: reloadCall{s: s, next: s.API}, log: log, listener: "trusted API", bodyTimeout: cfg.Timeouts.RequestBody,
-		metrics: s.Metrics, audit: s.auditOnly}
+		metrics: s.Metrics, audit: s.auditOnly, logPath: s.API.LogPath}
 	s.serve(&http.Server{Handler: apiHandler, TLSConfig: apiTLS}, tls.NewListener(apiLn, apiTLS), "trusted API")
 	feTLS := s.Certs.ServerTLS()
 	feHandler := &guard{next: s.Frontend, log: log, listener: "front end", bodyTimeout: cfg.Timeouts.RequestBody,
