@@ -28,6 +28,7 @@ import (
 	"github.com/openqps/openqps/internal/pki"
 	"github.com/openqps/openqps/internal/qpsapi"
 	"github.com/openqps/openqps/internal/server"
+	"github.com/openqps/openqps/internal/session/redis/redistest"
 )
 
 // TestAttackTableAPICertificates: certificates that chain to openqps's CA
@@ -331,4 +332,58 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestAttackHungRedisStopsServingCachedSessions: a node whose Redis
+// hangs without closing the connection (SIGSTOP: a hung server, or a
+// partition) cannot hear of deletes made through other nodes, so it must
+// stop serving a cached session and answer 503 within about the store
+// timeout (2 s), not keep serving it. The bound asserted leaves room for
+// a loaded CI machine; the figures are logged.
+func TestAttackHungRedisStopsServingCachedSessions(t *testing.T) {
+	srv := redistest.Start(t)
+	o := start(t, storesRedisAt(srv.Addr))
+	id := randomHex(16)
+	o.addSession(t, "sessionvp", "DOMAIN", "User1", id)
+	storesWantUser(t, o, id, "/sessionvp/hub/", "User1")
+	storesWantUser(t, o, id, "/sessionvp/hub/", "User1") // now from the cache
+
+	srv.Pause()
+	paused := time.Now()
+	b := o.browser(t)
+	o.setCookie(t, b, "X-Qlik-Session-sessionvp", id)
+	var lastServed, first503 time.Duration
+	for {
+		resp, body := get(t, b, o.frontURL("/sessionvp/hub/"))
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			first503 = time.Since(paused)
+			if !strings.Contains(body, "session store unavailable") {
+				t.Errorf("503 body %q, want it to name the session store", body)
+			}
+			break
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("while redis hangs: %d %q, want 200 from the cache or 503", resp.StatusCode, body)
+		}
+		lastServed = time.Since(paused)
+		if lastServed > 10*time.Second {
+			t.Fatalf("the cached session is still served %v after redis hung", lastServed)
+		}
+	}
+	t.Logf("redis hung: cached session served until %v, first 503 at %v", lastServed, first503)
+	if first503 > 3*time.Second {
+		t.Errorf("first 503 %v after redis hung, want within 3 s", first503)
+	}
+
+	srv.Resume()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, _ := get(t, b, o.frontURL("/sessionvp/hub/"))
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %d 10 s after redis continued", resp.StatusCode)
+		}
+	}
 }

@@ -17,6 +17,16 @@
 // When Redis cannot be reached, every method returns an error wrapping
 // session.ErrUnavailable promptly (Options.Timeout), and the store
 // recovers by itself when Redis returns.
+//
+// The cache is only as fresh as the invalidations Redis sends on the
+// connection it was filled on. A Redis that hangs, or a network that
+// drops packets without closing the connection, stops them silently, and
+// the node would keep serving sessions that other nodes have deleted. So
+// the store pings every node several times per Timeout on that very
+// connection (one per node: a PING's answer comes after every
+// invalidation sent before it), and trusts the cache only while Redis
+// answered within half the Timeout; after that a lookup goes to Redis and
+// waits at most until Timeout has passed since Redis's last answer.
 package redis
 
 import (
@@ -31,6 +41,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -50,7 +61,10 @@ type Options struct {
 	TLS *tls.Config
 	// KeyPrefix starts every key the store writes, e.g. "openqps:".
 	KeyPrefix string
-	// Timeout bounds each call to Redis; 0 is 2 seconds.
+	// Timeout bounds each call to Redis; 0 is 2 seconds. It also bounds
+	// how long a node that stops hearing from Redis trusts its cache
+	// (half of it) and answers lookups at all (all of it); see the package
+	// documentation.
 	Timeout time.Duration
 	// UseGranularity bounds how stale a stored LastUsed may get; 0 is 5 s.
 	UseGranularity time.Duration
@@ -71,10 +85,16 @@ type Store struct {
 	keys    keys
 	opts    Options
 	watch   watchers
-	cancel  context.CancelFunc // ends the subscriber and the sweeper
+	cancel  context.CancelFunc // ends the subscriber, the sweeper and the heartbeat
 	done    sync.WaitGroup
 	closing sync.Once
 	secrets sync.Map // name → []byte, read from Redis once
+
+	// epoch is when Open started; answered is when, as time since epoch
+	// (monotonic), the latest heartbeat was sent that every node
+	// answered.
+	epoch    time.Time
+	answered atomic.Int64
 }
 
 var _ session.Store = (*Store)(nil)
@@ -106,6 +126,10 @@ func Open(o Options) (*Store, error) {
 		ClientName:       "openqps",
 		ConnWriteTimeout: o.Timeout,
 		Dialer:           netDialer(o.Timeout),
+		// One pipelining connection per node (2^0), as rueidis has for a
+		// cluster anyway: the heartbeat then travels on the connection
+		// whose invalidations keep the cache fresh.
+		PipelineMultiplex: -1,
 	}
 	if o.SentinelMaster != "" {
 		co.Sentinel = rueidis.SentinelOption{MasterSet: o.SentinelMaster, Username: o.Username, Password: o.Password, TLSConfig: o.TLS}
@@ -115,12 +139,13 @@ func Open(o Options) (*Store, error) {
 		return nil, fmt.Errorf("session store: cannot reach redis at %s: %w", strings.Join(o.Addresses, ", "), err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Store{client: client, keys: keys{o.KeyPrefix}, opts: o, cancel: cancel}
+	s := &Store{client: client, keys: keys{o.KeyPrefix}, opts: o, cancel: cancel, epoch: time.Now()}
 	s.watch.init()
 	subscribed := make(chan struct{})
-	s.done.Add(2)
+	s.done.Add(3)
 	go s.subscribe(ctx, subscribed)
 	go s.sweepEvery(ctx)
+	go s.heartbeat(ctx)
 	// Watch must see events from the moment Open returns.
 	select {
 	case <-subscribed:
@@ -183,6 +208,69 @@ func (s *Store) unavailable(op string, err error) error {
 func (s *Store) timeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.opts.Timeout)
 }
+
+// heartbeatsPerTimeout is how many heartbeats a Timeout holds: enough that
+// one missed beat is no doubt yet, and Redis's last answer is never more
+// than a fraction of the Timeout old while it is healthy.
+const heartbeatsPerTimeout = 8
+
+// heartbeat pings every node until ctx ends and records when the latest
+// round that all of them answered was sent. The cache rides on what it
+// records (see cacheTrusted), not on rueidis noticing a dead connection,
+// which for a silent one takes its keepalive interval plus a timeout.
+func (s *Store) heartbeat(ctx context.Context) {
+	defer s.done.Done()
+	tick := time.NewTicker(max(s.opts.Timeout/heartbeatsPerTimeout, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		sent := time.Since(s.epoch)
+		if s.pingNodes(ctx) == nil {
+			s.answered.Store(int64(sent))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// pingNodes sends PING to every node at once and returns the first error.
+func (s *Store) pingNodes(ctx context.Context) error {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	nodes := s.client.Nodes()
+	errs := make(chan error, len(nodes))
+	for _, node := range nodes {
+		go func() { errs <- node.Do(ctx, node.B().Ping().Build()).Error() }()
+	}
+	var first error
+	for range nodes {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// silence is how long ago the latest heartbeat that Redis answered was
+// sent.
+func (s *Store) silence() time.Duration {
+	return time.Since(s.epoch) - time.Duration(s.answered.Load())
+}
+
+// lookupTimeout bounds a lookup: Redis gets Timeout from its last answer,
+// so that a node cut off from it answers ErrUnavailable within Timeout of
+// the cut, not a Timeout after it stopped trusting its cache. The floor
+// keeps a lookup possible when only the heartbeat was slow.
+func (s *Store) lookupTimeout(ctx context.Context, silence time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, max(s.opts.Timeout-silence, s.opts.Timeout/4))
+}
+
+// cacheTrusted reports whether a cached session may be served: only while
+// Redis answered a heartbeat within half the Timeout. Beyond that, the
+// invalidations the cache relies on may be stuck with the connection.
+func cacheTrusted(silence, timeout time.Duration) bool { return silence < timeout/2 }
 
 // sessionFields are the fields of a session hash in the order Get,
 // List and the delete script read them (HMGET).
@@ -308,12 +396,19 @@ func (s *Store) release(ctx context.Context) {
 // "absent" is checked again in Redis, so that a session added through
 // another node a moment ago is found.
 func (s *Store) Get(ctx context.Context, prefix, id string) (session.Session, error) {
-	ctx, cancel := s.timeout(ctx)
+	silence := s.silence()
+	ctx, cancel := s.lookupTimeout(ctx, silence)
 	defer cancel()
 	key := s.keys.session(prefix, id)
-	res := s.client.DoCache(ctx, s.client.B().Hmget().Key(key).Field(sessionFields...).Cache(), cacheTTL)
-	fields, err := res.ToArray()
-	if err == nil && absent(fields) && res.IsCacheHit() {
+	var fields []rueidis.RedisMessage
+	var err error
+	if cacheTrusted(silence, s.opts.Timeout) {
+		res := s.client.DoCache(ctx, s.client.B().Hmget().Key(key).Field(sessionFields...).Cache(), cacheTTL)
+		fields, err = res.ToArray()
+		if err == nil && absent(fields) && res.IsCacheHit() {
+			fields, err = s.client.Do(ctx, s.client.B().Hmget().Key(key).Field(sessionFields...).Build()).ToArray()
+		}
+	} else {
 		fields, err = s.client.Do(ctx, s.client.B().Hmget().Key(key).Field(sessionFields...).Build()).ToArray()
 	}
 	if err != nil {

@@ -354,3 +354,64 @@ func TestNodesAgreeOnSecrets(t *testing.T) {
 		t.Fatalf("later node: %x, %v; want %x", kc, err, ka)
 	}
 }
+
+// TestHungRedisStopsTrustingTheCache: when Redis stops answering without
+// closing the connection (a hung server, a partition), the invalidations
+// that keep the client-side cache honest stop too, so the node would
+// miss deletes made through other nodes. A session read before must stop
+// being served from the cache, and a lookup must fail with
+// ErrUnavailable, within the documented bound: about the timeout. The
+// assertion leaves room for a loaded CI machine; the figures are logged.
+func TestHungRedisStopsTrustingTheCache(t *testing.T) {
+	ctx := t.Context()
+	srv := redistest.Start(t)
+	s := open(t, srv.Addr, redis.Options{}) // the default timeout, which the README states
+	sess := testSession("User1", time.Hour)
+	if err := s.Add(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second read is a cache hit
+		if _, err := s.Get(ctx, sess.Prefix, sess.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	srv.Pause()
+	paused := time.Now()
+	var lastServed, firstRefused time.Duration
+	waitFor(t, "a Get on a hung redis fails", 10*time.Second, func() bool {
+		_, err := s.Get(ctx, sess.Prefix, sess.ID)
+		switch {
+		case err == nil:
+			lastServed = time.Since(paused)
+			return false
+		case errors.Is(err, session.ErrUnavailable):
+			firstRefused = time.Since(paused)
+			return true
+		default:
+			t.Fatalf("Get on a hung redis: %v, want ErrUnavailable", err)
+			return false
+		}
+	})
+	t.Logf("redis paused: cached session served until %v, first ErrUnavailable at %v", lastServed, firstRefused)
+	if firstRefused > 3*time.Second {
+		t.Errorf("first ErrUnavailable %v after redis hung, want within 3 s", firstRefused)
+	}
+	// From then on no lookup is served from the cache, and each fails
+	// within the timeout.
+	for range 3 {
+		start := time.Now()
+		if _, err := s.Get(ctx, sess.Prefix, sess.ID); !errors.Is(err, session.ErrUnavailable) {
+			t.Fatalf("Get while redis is still hung: %v, want ErrUnavailable", err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("Get while redis is still hung took %v, want within 3 s", d)
+		}
+	}
+
+	srv.Resume()
+	waitFor(t, "Get works again after redis continued", 10*time.Second, func() bool {
+		_, err := s.Get(ctx, sess.Prefix, sess.ID)
+		return err == nil
+	})
+}
