@@ -164,8 +164,12 @@ func (g *guard) recover(w http.ResponseWriter, r *http.Request) {
 	if v == http.ErrAbortHandler {
 		panic(v)
 	}
+	path := r.URL.Path
+	if g.logPath != nil {
+		path = g.logPath(path) // an API path may hold a session id
+	}
 	g.log.Error("handler panicked", "event", "panic", "listener", g.listener, "method", r.Method,
-		"path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		"path", path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 	// If the handler had already written the status line, this write is
 	// ignored by net/http and the client sees a truncated answer.
 	writeRefusal(w, r, http.StatusInternalServerError, "internal error", "openqps failed to handle this request; the error is in its log")

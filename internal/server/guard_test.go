@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openqps/openqps/internal/config"
 	"github.com/openqps/openqps/internal/metrics"
+	"github.com/openqps/openqps/internal/qpsapi"
+	"github.com/openqps/openqps/internal/session"
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -87,5 +90,26 @@ func BenchmarkGuard(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		g.ServeHTTP(w, r)
+	}
+}
+
+// TestGuardLogsAnAPIPanicWithoutTheSessionID: the log line of a panic on
+// the trusted API names the path as the API's own log lines do, with the
+// session id hashed.
+func TestGuardLogsAnAPIPanicWithoutTheSessionID(t *testing.T) {
+	cfg, err := config.Parse([]byte("virtual_proxies:\n  - prefix: sessionvp\n    authentication_module_redirect_uri: https://login.example.test/\n    backends: [\"http://127.0.0.1:9\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	store := session.NewMemory()
+	defer store.Close()
+	api := qpsapi.New(cfg, store, quietLog(), nil)
+	g := &guard{log: slog.New(slog.NewTextHandler(&logs, nil)), listener: "trusted API", logPath: api.LogPath,
+		next: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })}
+	const id = "aa051074-13a1-4f2a-842b-a64aa4d21001"
+	g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodDelete, "/qps/sessionvp/session/"+id, nil))
+	if !strings.Contains(logs.String(), "handler panicked") || strings.Contains(logs.String(), id) {
+		t.Errorf("panic log %q: want the panic logged without the session id", logs.String())
 	}
 }
