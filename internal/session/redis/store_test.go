@@ -3,6 +3,7 @@ package redis_test
 import (
 	"bytes"
 	"errors"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -413,5 +414,145 @@ func TestHungRedisStopsTrustingTheCache(t *testing.T) {
 	waitFor(t, "Get works again after redis continued", 10*time.Second, func() bool {
 		_, err := s.Get(ctx, sess.Prefix, sess.ID)
 		return err == nil
+	})
+}
+
+// relay forwards TCP connections to a Redis server and can freeze them: no
+// byte moves in either direction while frozen, yet every connection stays
+// open, and what was held back is delivered in order on thaw — a network
+// partition that heals.
+type relay struct {
+	Addr   string
+	mu     sync.Mutex
+	thawed *sync.Cond
+	frozen bool
+}
+
+func startRelay(t *testing.T, target string) *relay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relay{Addr: ln.Addr().String()}
+	r.thawed = sync.NewCond(&r.mu)
+	var conns sync.WaitGroup
+	t.Cleanup(func() {
+		r.Thaw()
+		ln.Close()
+		conns.Wait()
+	})
+	go func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", target)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			conns.Add(2)
+			go r.pipe(&conns, server, client)
+			go r.pipe(&conns, client, server)
+		}
+	}()
+	return r
+}
+
+// pipe copies src to dst, waiting out every freeze, and closes both when
+// either side ends.
+func (r *relay) pipe(conns *sync.WaitGroup, dst, src net.Conn) {
+	defer conns.Done()
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		r.waitThawed()
+		n, err := src.Read(buf)
+		if n > 0 {
+			r.waitThawed()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (r *relay) waitThawed() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for r.frozen {
+		r.thawed.Wait()
+	}
+}
+
+func (r *relay) Freeze() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.frozen = true
+}
+
+func (r *relay) Thaw() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.frozen = false
+	r.thawed.Broadcast()
+}
+
+// TestPartitionedNodeDoesNotServeARevokedSession: node A reaches Redis
+// through a link that is cut without closing (a partition), node B
+// directly. B deletes a session A has cached; A cannot hear of it, so it
+// must stop serving the session within the bound, and after the
+// partition heals it must see the delete, never the stale copy.
+func TestPartitionedNodeDoesNotServeARevokedSession(t *testing.T) {
+	ctx := t.Context()
+	srv := redistest.Start(t)
+	link := startRelay(t, srv.Addr)
+	a, b := open(t, link.Addr, redis.Options{}), open(t, srv.Addr, redis.Options{})
+	sess := testSession("User1", time.Hour)
+	if err := b.Add(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second read is a cache hit on A
+		if _, err := a.Get(ctx, sess.Prefix, sess.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	link.Freeze()
+	cut := time.Now()
+	if _, err := b.Delete(ctx, sess.Prefix, sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	var lastServed time.Duration
+	waitFor(t, "A stops serving the revoked session", 10*time.Second, func() bool {
+		_, err := a.Get(ctx, sess.Prefix, sess.ID)
+		if err == nil {
+			lastServed = time.Since(cut)
+			return false
+		}
+		if !errors.Is(err, session.ErrUnavailable) {
+			t.Fatalf("Get on A during the partition: %v, want ErrUnavailable", err)
+		}
+		return true
+	})
+	refused := time.Since(cut)
+	t.Logf("partition: A served the revoked session until %v, refused it at %v", lastServed, refused)
+	if refused > 3*time.Second {
+		t.Errorf("A refused the revoked session %v after the partition, want within 3 s", refused)
+	}
+
+	link.Thaw()
+	waitFor(t, "A sees the delete after the partition healed", 10*time.Second, func() bool {
+		_, err := a.Get(ctx, sess.Prefix, sess.ID)
+		if err == nil {
+			t.Fatal("A served the revoked session after the partition healed")
+		}
+		return errors.Is(err, session.ErrNotFound)
 	})
 }
