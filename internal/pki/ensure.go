@@ -38,7 +38,7 @@ var pfxEncoder = pkcs12.LegacyDES
 //     PFXPassword (empty).
 //
 // dir is what users copy to login-module hosts (a Qlik export); caDir
-// holds the one key that signs new client certificates and must stay on
+// holds the one key that signs certificates for this CA and must stay on
 // this host, so the two are apart. A root_key.pem in dir, where versions
 // before the split kept it, is moved to caDir (Bundle.MovedCAKey says
 // from where, for the caller to log); the certificates stay as they are.

@@ -29,7 +29,7 @@ var resources = map[string]bool{
 // segment of the path, which may be a secret the caller put in the wrong
 // place: logDetail quotes it as logSegment does.
 type routeError struct {
-	format  string // with one %q, for segment
+	format  string // with one verb (%q or %s), for segment
 	segment string
 }
 
@@ -70,7 +70,7 @@ func parseRoute(escapedPath string) (route, error) {
 		rt.prefix = first
 		segs = segs[1:]
 		if len(segs) == 0 {
-			return route{}, &routeError{"name a resource after the virtual proxy prefix: /qps/%q/(ticket|session|user)", rt.prefix}
+			return route{}, &routeError{"name a resource after the virtual proxy prefix: /qps/%s/(ticket|session|user)", rt.prefix}
 		}
 	}
 	rt.resource = strings.ToLower(segs[0])

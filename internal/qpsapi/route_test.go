@@ -3,6 +3,8 @@ package qpsapi
 import (
 	"slices"
 	"testing"
+
+	"github.com/openqps/openqps/internal/session"
 )
 
 func TestParseRoute(t *testing.T) {
@@ -53,6 +55,29 @@ func TestCheckSessionID(t *testing.T) {
 	} {
 		if err := checkSessionID(id, 16); (err == nil) != ok {
 			t.Errorf("%q: %v", id, err)
+		}
+	}
+}
+
+func TestRedactPathKeepsNamesAndHashesIDs(t *testing.T) {
+	cfg := logTestConfig(t)
+	const id = "aa051074-13a1-4f2a-842b-a64aa4d21001"
+	h := "sha256:" + session.Redact(id)
+	for path, want := range map[string]string{
+		"/qps/sessionvp/session/" + id:        "/qps/sessionvp/session/" + h,
+		"/qps/SESSION/" + id + "/":            "/qps/SESSION/" + h + "/",
+		"/qps/session/abc":                    "/qps/session/sha256:" + session.Redact("abc"),
+		"/qps/sessionvp/" + id:                "/qps/sessionvp/" + h,
+		"/qps/sesion/" + id:                   "/qps/sesion/" + h,
+		"/qps/" + id + "/session":             "/qps/" + h + "/session",
+		"/qps/user/DOMAIN/User1":              "/qps/user/DOMAIN/User1",
+		"/qps/user/DOMAIN/" + id:              "/qps/user/DOMAIN/" + h,
+		"/qps/nosuchvp/ticket":                "/qps/nosuchvp/ticket",
+		"/openqps/reload":                     "/openqps/reload",
+		"/qps/sessionvp/session/" + id + "/x": "/qps/sessionvp/session/" + h + "/sha256:" + session.Redact("x"),
+	} {
+		if got := redactPath(path, cfg); got != want {
+			t.Errorf("redactPath(%q) = %q, want %q", path, got, want)
 		}
 	}
 }
