@@ -40,6 +40,10 @@ func (p *Proxy) forward(rq *request) {
 		if err == nil || rq.r.Context().Err() != nil {
 			return // done, or the client went away
 		}
+		if refused := (*answerRefused)(nil); errors.As(err, &refused) { // one log line: reject's
+			p.reject(rq, http.StatusBadGateway, "back end answer refused", "the back end's answer was refused: "+refused.detail)
+			return
+		}
 		p.log.Error("back end failed", "event", "backend.error", "vp", rq.vp.cfg.Prefix, "backend", n.url.Host, "err", err)
 		if !unreachable(err) {
 			p.reject(rq, http.StatusBadGateway, "back end failed", "the back end did not answer properly; retry shortly")

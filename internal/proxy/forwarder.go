@@ -38,7 +38,7 @@ var errBackend = errors.New("back end failed")
 func (p *Proxy) forwardHTTP(rq *request, n *node) error {
 	in, backend := rq.r, n.url
 	h := rq.w.Header()
-	o := outbound{ctx: in.Context(), key: n.key, scheme: backend.Scheme, host: backend.Host, method: in.Method, into: h}
+	o := outbound{ctx: in.Context(), key: n.key, scheme: backend.Scheme, host: backend.Host, method: in.Method, into: h, routes: rq.routes}
 	var body *clientBody
 	query := upstreamQuery(in.URL.RawQuery)
 	if target, ok := headTarget(rq, backend, query); ok {

@@ -26,13 +26,15 @@ const maxPlainFields = 32
 // formed, the whole head already in br's buffer. Its fields go straight
 // into h, the client's response header, as forwardHTTP would copy them
 // (see addBackendHeader), less the hop-by-hop ones and those the
-// Connection header names. That saves http.ReadResponse's response
-// object, header map and parsing on nearly every request.
+// Connection header names, and less any Set-Cookie that names a session
+// cookie of rt (see dropSessionCookies; rt may be nil). That saves
+// http.ReadResponse's response object, header map and parsing on nearly
+// every request.
 //
 // Anything else it leaves unread and h untouched (ok false) for
 // http.ReadResponse, which knows every other case and every error: the
 // head is checked whole before h is touched.
-func readPlainHead(br *bufio.Reader, h http.Header) (head plainHead, ok bool) {
+func readPlainHead(br *bufio.Reader, h http.Header, rt *routes) (head plainHead, ok bool) {
 	buf, _ := br.Peek(br.Buffered())
 	end := bytes.Index(buf, []byte("\r\n\r\n"))
 	if end < 0 {
@@ -95,7 +97,7 @@ func readPlainHead(br *bufio.Reader, h http.Header) (head plainHead, ok bool) {
 		line, s, _ = strings.Cut(s, "\r\n")
 		name, value, _ := splitField(line)
 		k := textproto.CanonicalMIMEHeaderKey(name)
-		if hopByHop(k, conn) {
+		if hopByHop(k, conn) || k == "Set-Cookie" && rt.isSessionCookie(setCookieName(value)) {
 			continue
 		}
 		values[i] = value
@@ -121,6 +123,67 @@ func addBackendHeader(h http.Header, k string, vv []string, repeated bool) {
 		vv = append(old[:len(old):len(old)], vv...)
 	}
 	h[k] = vv
+}
+
+// dropSessionCookies removes from a back end's header (or trailer) h
+// every Set-Cookie that would set a session cookie of one of rt's
+// virtual proxies (rt may be nil: none). openqps alone sets those: a back
+// end that set one could fix a browser's session on any virtual proxy, an
+// anonymous one's back end on the others' too. It allocates nothing; h
+// is the response's own and is changed in place.
+func dropSessionCookies(h http.Header, rt *routes) {
+	vv := h["Set-Cookie"]
+	if len(vv) == 0 || rt == nil {
+		return
+	}
+	kept := vv[:0]
+	for _, v := range vv {
+		if !rt.isSessionCookie(setCookieName(v)) {
+			kept = append(kept, v)
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Set-Cookie")
+		return
+	}
+	h["Set-Cookie"] = kept
+}
+
+// setCookieName is the name a browser gives back the cookie of the
+// Set-Cookie value v under (RFC 6265bis §5.6): the part before the first
+// ';', up to its first '=', without surrounding spaces and tabs. A
+// nameless cookie ("=X-Qlik-Session=1", or no '=' at all) is sent back
+// as its bare value, "X-Qlik-Session=1", which a server reads as the
+// cookie X-Qlik-Session: its name is then the value's part before '='.
+func setCookieName(v string) string {
+	pair, _, _ := strings.Cut(v, ";")
+	name, value, found := strings.Cut(pair, "=")
+	if !found {
+		name, value = "", pair
+	}
+	if name = trimOWS(name); name == "" {
+		name, _, _ = strings.Cut(value, "=")
+		name = trimOWS(name)
+	}
+	return name
+}
+
+// isSessionCookie reports whether name is the session cookie of one of
+// rt's virtual proxies, over HTTPS or plain HTTP (the -HTTP name). Names
+// are compared regardless of case: some back ends (ASP.NET among them)
+// read cookie names so. Nil routes have none.
+func (rt *routes) isSessionCookie(name string) bool {
+	if rt == nil {
+		return false
+	}
+	for i := range rt.cfg.VirtualProxies {
+		vp := rt.cfg.VirtualProxies[i].SessionCookieName
+		if strings.EqualFold(name, vp) ||
+			len(name) == len(vp)+len("-HTTP") && strings.EqualFold(name[:len(vp)], vp) && strings.EqualFold(name[len(vp):], "-HTTP") {
+			return true
+		}
+	}
+	return false
 }
 
 // splitField splits a header line into its name and its value without

@@ -61,7 +61,7 @@ func TestReadPlainHeadMatchesReadResponse(t *testing.T) {
 			br := bufio.NewReader(strings.NewReader(raw))
 			br.Peek(1)
 			fast := proxyHeader()
-			head, ok := readPlainHead(br, fast)
+			head, ok := readPlainHead(br, fast, nil)
 			if !ok {
 				t.Fatal("readPlainHead left a plain response to http.ReadResponse")
 			}
@@ -106,7 +106,7 @@ func TestReadPlainHeadMatchesReadResponse(t *testing.T) {
 			br := bufio.NewReader(strings.NewReader(raw))
 			br.Peek(1)
 			h := proxyHeader()
-			if _, ok := readPlainHead(br, h); ok {
+			if _, ok := readPlainHead(br, h, nil); ok {
 				t.Fatal("readPlainHead took a response it must leave to http.ReadResponse")
 			}
 			if br.Buffered() != len(raw) || !reflect.DeepEqual(h, proxyHeader()) {
@@ -132,7 +132,7 @@ func FuzzPlainHead(f *testing.F) {
 		}
 		buffered := br.Buffered()
 		fast := proxyHeader()
-		head, ok := readPlainHead(br, fast)
+		head, ok := readPlainHead(br, fast, nil)
 		if !ok {
 			if br.Buffered() != buffered || !reflect.DeepEqual(fast, proxyHeader()) {
 				t.Fatalf("left to ReadResponse but consumed input or changed the header")

@@ -47,7 +47,12 @@ func newUpstream() *upstream {
 // upstreamConn is one keep-alive connection to a back end.
 type upstreamConn struct {
 	net.Conn
-	key      string
+	key string
+	// sock is the TCP connection beneath Conn (Conn itself for http
+	// back ends), tls Conn when it is TLS: see quiet.
+	sock     net.Conn
+	tls      *tls.Conn
+	in       headLimit // what br reads from
 	br       *bufio.Reader
 	bw       *bufio.Writer // writes through out
 	out      requestWriter
@@ -58,6 +63,11 @@ type upstreamConn struct {
 	// abort cuts short what the connection waits for, when the client
 	// leaves; bound once, so an exchange allocates no closure for it.
 	abort func()
+	peek  [1]byte // for quiet's TLS read
+	// routes are the outbound's of the exchange in progress, for the
+	// trailer (see upstreamBody); kept here so that the body, allocated
+	// on every request, stays small.
+	routes *routes
 }
 
 // askWithin is how long a connection may have been idle for its next
@@ -68,8 +78,10 @@ type upstreamConn struct {
 // system call matters, connections are idle for microseconds.
 const askWithin = 100 * time.Millisecond
 
-func newUpstreamConn(conn net.Conn, key string) *upstreamConn {
-	c := &upstreamConn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 4096), out: requestWriter{conn: conn}, recent: true}
+func newUpstreamConn(conn, sock net.Conn, key string) *upstreamConn {
+	c := &upstreamConn{Conn: conn, key: key, sock: sock, in: headLimit{conn: conn, room: -1}, out: requestWriter{conn: conn}, recent: true}
+	c.tls, _ = conn.(*tls.Conn)
+	c.br = bufio.NewReaderSize(&c.in, 4096)
 	c.out.asker, _ = conn.(asker)
 	c.bw = bufio.NewWriterSize(&c.out, 4096)
 	c.abort = func() { c.SetDeadline(time.Unix(1, 0)) }
@@ -111,6 +123,59 @@ func (w *requestWriter) Write(p []byte) (int, error) {
 
 var errUpstreamClosed = errors.New("back end closed the connection")
 
+// maxResponseHeadBytes bounds what a back end's answer may send before
+// its body: the final head and the interim (1xx) heads before it,
+// together. It is the bound the front end puts on a client's request
+// head (server.go's MaxHeaderBytes): a back end's head is no more
+// trusted than a client's, and QPS's back ends send a few hundred bytes.
+// Without it, net/http's response reader reads a head of any size.
+const maxResponseHeadBytes = 16 << 10
+
+// maxInterimResponses bounds the interim (1xx) responses read before the
+// final one. An exchange has at most a 100 Continue and a 103 Early Hints
+// or two; ten leaves room for servers that send 102 Processing while they
+// work, and stops a back end that would keep openqps reading interim
+// heads for ever (the byte bound above stops it too, but later, and
+// without saying why).
+const maxInterimResponses = 10
+
+// answerRefused is a back end's answer that openqps stops reading
+// because it overruns a bound; the connection is closed, the client gets
+// a 502 that says why (detail), and the request is not retried.
+type answerRefused struct{ detail string }
+
+func (e *answerRefused) Error() string { return "back end answer refused: " + e.detail }
+
+var (
+	errHeadTooLarge   = &answerRefused{fmt.Sprintf("its response head is larger than %d bytes", maxResponseHeadBytes)}
+	errTooManyInterim = &answerRefused{fmt.Sprintf("it sent more than %d interim (1xx) responses", maxInterimResponses)}
+)
+
+// headLimit is what an upstreamConn's read buffer fills from: the
+// connection, with at most room bytes left to read while a response head
+// is read (room < 0: no bound, while a body is read). Reads are cut to
+// room, so a head within the bound is read whole even when body bytes
+// follow it.
+type headLimit struct {
+	conn net.Conn
+	room int64
+}
+
+func (l *headLimit) Read(p []byte) (int, error) {
+	if l.room < 0 {
+		return l.conn.Read(p)
+	}
+	if l.room == 0 {
+		return 0, errHeadTooLarge
+	}
+	if int64(len(p)) > l.room {
+		p = p[:l.room]
+	}
+	n, err := l.conn.Read(p)
+	l.room -= int64(n)
+	return n, err
+}
+
 // outbound is one request on its way to a back end. Either req is set
 // and written as Request.Write would write it, or the head of the
 // client's bodyless request rq is written straight from it to target (the
@@ -129,6 +194,9 @@ type outbound struct {
 	// into, when set, takes the headers of a plain response directly
 	// (see readPlainHead); the response's Header is then nil.
 	into http.Header
+	// routes, when set, name the session cookies no back end may set
+	// (see dropSessionCookies).
+	routes *routes
 }
 
 func (o *outbound) write(w *bufio.Writer) error {
@@ -151,17 +219,11 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 // send sends o on an idle connection when there is one, else on a new
 // one. A request that fails on a reused connection before anything of
 // the response arrived is retried once on a new connection, when it has
-// no body (the back end may have closed an idle connection just as it
-// was picked).
+// no body (the back end may have closed an idle connection just after
+// get found it open).
 func (u *upstream) send(o *outbound) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		c, reused := u.get(o.key)
-		if c != nil && o.hasBody && !c.alive() {
-			// A body cannot be sent twice: make sure the back end has
-			// not closed this idle connection before using it.
-			c.Close()
-			c, reused = nil, false
-		}
 		if c == nil {
 			var err error
 			if c, err = u.dial(o.ctx, o.scheme, o.host, o.key); err != nil {
@@ -173,7 +235,8 @@ func (u *upstream) send(o *outbound) (*http.Response, error) {
 			return resp, nil
 		}
 		c.Close()
-		retryable := reused && attempt == 0 && !o.hasBody && o.ctx.Err() == nil
+		var refused *answerRefused
+		retryable := reused && attempt == 0 && !o.hasBody && o.ctx.Err() == nil && !errors.As(err, &refused)
 		if !retryable {
 			return nil, err
 		}
@@ -197,14 +260,16 @@ func (u *upstream) exchange(c *upstreamConn, o *outbound) (*http.Response, error
 		c.SetDeadline(time.Now().Add(u.responseTimeout))
 	}
 	c.out.writes = 0
+	c.in.room, c.routes = maxResponseHeadBytes, o.routes
 	if err := o.write(c.bw); err != nil {
 		stop()
 		return nil, fmt.Errorf("write request: %w", err)
 	}
 	// The flush may wait for the answer (Ask) when it sends the whole
 	// request, and nothing unread can be pending: the connection's last
-	// answer was read to its end (see put), and the back end cannot have
-	// closed its side since, as it might after a longer idle time. (A
+	// answer was read to its end (see put), get found nothing arrived
+	// since, and the back end cannot have closed its side after that, as
+	// it might after a longer idle time. (A
 	// close that arrived unseen is no harm when it is a full close: the
 	// request then draws a reset, which ends the wait. A back end that
 	// only shuts down its sending side, and reads on, would leave Ask
@@ -221,7 +286,8 @@ func (u *upstream) exchange(c *upstreamConn, o *outbound) (*http.Response, error
 		return nil, readFailed(ctx, err)
 	}
 	if o.into != nil {
-		if h, ok := readPlainHead(c.br, o.into); ok {
+		if h, ok := readPlainHead(c.br, o.into, o.routes); ok {
+			c.in.room = -1
 			if u.responseTimeout > 0 {
 				c.SetDeadline(time.Time{})
 			}
@@ -240,7 +306,7 @@ func (u *upstream) exchange(c *upstreamConn, o *outbound) (*http.Response, error
 		}
 	}
 	var resp *http.Response
-	for {
+	for interim := 0; ; {
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
 			stop()
@@ -252,7 +318,13 @@ func (u *upstream) exchange(c *upstreamConn, o *outbound) (*http.Response, error
 			break
 		}
 		resp.Body.Close()
+		if interim++; interim > maxInterimResponses {
+			stop()
+			return nil, errTooManyInterim
+		}
 	}
+	c.in.room = -1
+	dropSessionCookies(resp.Header, o.routes)
 	if u.responseTimeout > 0 {
 		c.SetDeadline(time.Time{}) // the body may stream for as long as it needs
 	}
@@ -266,7 +338,7 @@ func (u *upstream) exchange(c *upstreamConn, o *outbound) (*http.Response, error
 		return resp, nil
 	}
 	reusable := !resp.Close && !o.close && (resp.ContentLength >= 0 || len(resp.TransferEncoding) > 0 || o.method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified)
-	resp.Body = &upstreamBody{ReadCloser: resp.Body, c: c, u: u, stop: stop, reusable: reusable}
+	resp.Body = &upstreamBody{ReadCloser: resp.Body, c: c, u: u, stop: stop, reusable: reusable, trailer: &resp.Trailer}
 	return resp, nil
 }
 
@@ -275,15 +347,46 @@ func readFailed(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	var refused *answerRefused
+	switch {
+	case errors.As(err, &refused):
+		return refused // as it is: net/http's response reader may have wrapped it
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return errUpstreamClosed
 	}
 	return err
 }
 
-// alive reports whether an idle connection is still open: nothing, not
-// even EOF, can be read from it right now.
-func (c *upstreamConn) alive() bool {
+// quiet reports whether nothing can be read from an idle connection:
+// nothing the back end sent after its last answer waits in the read
+// buffer, in TLS's buffer or in the socket, and the back end has not
+// closed it. What arrived on an idle connection answers no request, and
+// would be read as the answer to the next one, another user's (response
+// queue poisoning: a body sent after HEAD, 204 or 304, more than a
+// Content-Length, a second response); a closed one would fail the next
+// request. net/http.Transport and nginx close such connections too.
+//
+// On the socket it is one system call that does not wait (see
+// rawsock.Quiet); TLS is asked with a deadline in the past, which returns
+// what TLS holds already and reads nothing.
+func (c *upstreamConn) quiet() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	if c.tls != nil {
+		c.tls.SetReadDeadline(time.Unix(1, 0))
+		n, err := c.tls.Read(c.peek[:])
+		c.tls.SetReadDeadline(time.Time{})
+		var ne net.Error
+		if n > 0 || !errors.As(err, &ne) || !ne.Timeout() {
+			return false // a record, an alert, or a closed connection
+		}
+	}
+	if quiet, known := rawsock.Quiet(c.sock); known {
+		return quiet
+	}
+	// A platform where the socket cannot be looked into without a wait:
+	// a read that waits a millisecond.
 	c.SetReadDeadline(time.Now().Add(time.Millisecond))
 	_, err := c.br.Peek(1)
 	c.SetReadDeadline(time.Time{})
@@ -305,6 +408,9 @@ type upstreamBody struct {
 	reusable bool
 	eof      bool
 	done     bool
+	// trailer is the response's Trailer, filled in by net/http's body
+	// reader at the end of the body.
+	trailer *http.Header
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
@@ -312,8 +418,11 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 		return b.readFixed(p)
 	}
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
+	if err == io.EOF && !b.eof {
 		b.eof = true
+		if b.trailer != nil {
+			dropSessionCookies(*b.trailer, b.c.routes)
+		}
 	}
 	return n, err
 }
@@ -376,6 +485,7 @@ func (u *upstream) dial(ctx context.Context, scheme, host, key string) (*upstrea
 		return nil, err
 	}
 	conn = rawsock.Wrap(conn) // the back-end half of every proxied request
+	sock := conn
 	if scheme == "https" {
 		cfg := u.tlsConfig.Clone()
 		if cfg == nil {
@@ -392,12 +502,28 @@ func (u *upstream) dial(ctx context.Context, scheme, host, key string) (*upstrea
 		}
 		conn = tc
 	}
-	return newUpstreamConn(conn, key), nil
+	return newUpstreamConn(conn, sock, key), nil
 }
 
 // get returns the most recently used idle connection to key (the warmest
-// one), dropping those idle for too long.
+// one) that is still quiet, closing those idle for too long and those
+// that received anything while idle.
 func (u *upstream) get(key string) (*upstreamConn, bool) {
+	for {
+		c := u.pop(key)
+		if c == nil {
+			return nil, false
+		}
+		if c.quiet() { // outside the lock: it is a system call
+			return c, true
+		}
+		c.Close()
+	}
+}
+
+// pop takes the most recently used idle connection to key off the pool,
+// dropping those idle for too long.
+func (u *upstream) pop(key string) *upstreamConn {
 	now := time.Now()
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -409,12 +535,12 @@ func (u *upstream) get(key string) (*upstreamConn, bool) {
 		if idle := now.Sub(c.idleFrom); idle < u.idleTimeout {
 			u.idle[key] = list
 			c.recent = idle < askWithin
-			return c, true
+			return c
 		}
 		c.Close()
 	}
 	u.idle[key] = list
-	return nil, false
+	return nil
 }
 
 func (u *upstream) put(c *upstreamConn) {

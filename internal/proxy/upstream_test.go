@@ -311,7 +311,7 @@ func TestUpstreamAsksOnlyWithTheWholeRequest(t *testing.T) {
 	}
 	conn := &askCounter{Conn: nc}
 	key := "http://" + srv.Listener.Addr().String()
-	c := newUpstreamConn(conn, key)
+	c := newUpstreamConn(conn, nc, key)
 	u := newUpstream()
 	defer u.CloseIdleConnections()
 	u.put(c)

@@ -17,6 +17,8 @@ type Conn struct {
 	raw         syscall.RawConn
 	read, write call
 	ask         ask
+	peek        peek
+	peekFn      func(fd uintptr) // peek.attempt, bound once
 }
 
 // call is the state of the Read or Write in progress, kept here rather
@@ -46,6 +48,7 @@ func Wrap(c net.Conn) net.Conn {
 	rc.read.trap, rc.read.fn = syscall.SYS_READ, rc.read.attempt
 	rc.write.trap, rc.write.fn = syscall.SYS_WRITE, rc.write.attempt
 	rc.ask.write, rc.ask.fn = &rc.write, rc.ask.attempt
+	rc.peekFn = rc.peek.attempt
 	return rc
 }
 
@@ -89,6 +92,18 @@ func (c *Conn) do(k *call, p []byte, op string) (int, error) {
 		return n, c.opError(op, os.NewSyscallError(op, errno))
 	}
 	return n, nil
+}
+
+// quiet is Quiet for a Conn, allocating nothing. It holds the read lock,
+// as a Read would: the peek buffer is the Conn's own.
+func (c *Conn) quiet() bool {
+	c.read.mu.Lock()
+	defer c.read.mu.Unlock()
+	c.peek.quiet = false
+	if c.raw.Control(c.peekFn) != nil {
+		return false // closed
+	}
+	return c.peek.quiet
 }
 
 // Ask writes p, a request whose answer the caller reads next, and
