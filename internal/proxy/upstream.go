@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -267,13 +268,12 @@ func (u *upstream) exchange(c *upstreamConn, o *outbound) (*http.Response, error
 	}
 	// The flush may wait for the answer (Ask) when it sends the whole
 	// request, and nothing unread can be pending: the connection's last
-	// answer was read to its end (see put), get found nothing arrived
-	// since, and the back end cannot have closed its side after that, as
-	// it might after a longer idle time. (A
-	// close that arrived unseen is no harm when it is a full close: the
-	// request then draws a reset, which ends the wait. A back end that
-	// only shuts down its sending side, and reads on, would leave Ask
-	// waiting.)
+	// answer was read to its end (see put), get found that nothing
+	// arrived since, and the back end cannot have closed its side after
+	// that, as it might after a longer idle time. (A close that arrived
+	// unseen is no harm when it is a full close: the request then draws
+	// a reset, which ends the wait. A back end that only shuts down its
+	// sending side, and reads on, would leave Ask waiting.)
 	c.out.ask = c.out.writes == 0 && c.recent
 	err := c.bw.Flush()
 	c.out.ask = false
@@ -310,6 +310,11 @@ func (u *upstream) exchange(c *upstreamConn, o *outbound) (*http.Response, error
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
 			stop()
+			if c.in.room == 0 {
+				// The bound cut the head short; the parser may have
+				// taken what it got for a malformed line instead.
+				err = errHeadTooLarge
+			}
 			return nil, readFailed(ctx, err)
 		}
 		// Skip 1xx interim responses (100 Continue, 103 Early Hints);
@@ -377,8 +382,7 @@ func (c *upstreamConn) quiet() bool {
 		c.tls.SetReadDeadline(time.Unix(1, 0))
 		n, err := c.tls.Read(c.peek[:])
 		c.tls.SetReadDeadline(time.Time{})
-		var ne net.Error
-		if n > 0 || !errors.As(err, &ne) || !ne.Timeout() {
+		if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return false // a record, an alert, or a closed connection
 		}
 	}

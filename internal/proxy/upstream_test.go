@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -386,5 +387,164 @@ func TestUpstreamDoesNotAskALingeringBackEnd(t *testing.T) {
 	resp.Body.Close()
 	if string(b) != "ok" || answered.Load() != 2 {
 		t.Fatalf("second GET: %q, %d answers; want ok from a new connection", b, answered.Load())
+	}
+}
+
+// TestUpstreamClosesAConnectionThatSpokeWhileIdle: bytes a back end sends
+// on an idle pooled connection, after the answer was read to its end and
+// the connection pooled, answer no request: the next request goes out on
+// a new connection and gets its own answer, over plain HTTP and TLS. So
+// does the request after a back end closed the connection while it was
+// idle, even when it has a body and cannot be retried.
+func TestUpstreamClosesAConnectionThatSpokeWhileIdle(t *testing.T) {
+	tlsServer := httptest.NewTLSServer(http.NotFoundHandler()) // for its certificate and a client that trusts it
+	defer tlsServer.Close()
+	for _, c := range []struct {
+		name, late string
+		tls        bool
+	}{
+		{"late bytes", "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\npoisoned", false},
+		{"late bytes over TLS", "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\npoisoned", true},
+		{"close", "", false},
+		{"close over TLS", "", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var conns atomic.Int32
+			release, spoke := make(chan struct{}), make(chan struct{})
+			url := rawBackend(t, func(conn net.Conn) {
+				defer conn.Close()
+				if c.tls {
+					conn = tls.Server(conn, tlsServer.TLS)
+				}
+				n := conns.Add(1)
+				br := bufio.NewReader(conn)
+				for i := 0; ; i++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nconn %d", n)
+					if n == 1 && i == 0 {
+						<-release // the answer was read and the connection pooled
+						if c.late == "" {
+							conn.Close() // on loopback the FIN has arrived when this returns
+						} else {
+							io.WriteString(conn, c.late)
+						}
+						close(spoke)
+						if c.late == "" {
+							return
+						}
+					}
+				}
+			})
+			u := newUpstream()
+			if c.tls {
+				url = strings.Replace(url, "http:", "https:", 1)
+				u.tlsConfig = tlsServer.Client().Transport.(*http.Transport).TLSClientConfig
+			}
+			defer u.CloseIdleConnections()
+			if _, body := get(t, u, "GET", url+"/", nil); body != "conn 1" {
+				t.Fatalf("first GET: %q", body)
+			}
+			close(release)
+			<-spoke
+			for _, method := range []string{"POST", "GET"} { // a POST first: it cannot be retried
+				var body io.Reader
+				if method == "POST" {
+					body = strings.NewReader("payload")
+				}
+				if _, got := get(t, u, method, url+"/", body); got != "conn 2" {
+					t.Errorf("%s after the back end spoke on the idle connection: %q, want the answer of a new connection", method, got)
+				}
+			}
+			if n := conns.Load(); n != 2 {
+				t.Errorf("%d connections, want 2", n)
+			}
+		})
+	}
+}
+
+// TestUpstreamBoundsTheResponseHead: a response head of up to
+// maxResponseHeadBytes is read, interim heads included, and through up
+// to maxInterimResponses interim responses; one byte or one interim
+// response more is refused (answerRefused), and the request is not
+// retried.
+func TestUpstreamBoundsTheResponseHead(t *testing.T) {
+	// head is a response whose head is n bytes long, after interim
+	// interim responses (counted in n).
+	head := func(n, interim int) string {
+		var s strings.Builder
+		for i := 0; i < interim; i++ {
+			s.WriteString("HTTP/1.1 103 Early Hints\r\n\r\n")
+		}
+		s.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Fill: ")
+		s.WriteString(strings.Repeat("a", n-s.Len()-len("\r\n\r\n")))
+		s.WriteString("\r\n\r\n")
+		if s.Len() != n {
+			t.Fatalf("head of %d bytes, want %d", s.Len(), n)
+		}
+		return s.String() + "ok"
+	}
+	for _, c := range []struct {
+		name, answer string
+		refused      error
+	}{
+		{"head at the bound", head(maxResponseHeadBytes, 0), nil},
+		{"head a byte over", head(maxResponseHeadBytes+1, 0), errHeadTooLarge},
+		{"interim heads at the bound", head(maxResponseHeadBytes, 3), nil},
+		{"interim heads a byte over", head(maxResponseHeadBytes+1, 3), errHeadTooLarge},
+		{"interim responses at the bound", head(1000, maxInterimResponses), nil},
+		{"an interim response too many", head(1000, maxInterimResponses+1), errTooManyInterim},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var requests atomic.Int32
+			url := rawBackend(t, func(conn net.Conn) {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for i := 0; ; i++ {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					requests.Add(1)
+					if i == 0 {
+						io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+						continue
+					}
+					io.WriteString(conn, c.answer)
+				}
+			})
+			u := newUpstream()
+			defer u.CloseIdleConnections()
+			for _, plain := range []bool{false, true} {
+				get(t, u, "GET", url+"/", nil) // a connection in the pool: a failure on it could be retried
+				o := &outbound{ctx: t.Context(), key: url, scheme: "http", host: strings.TrimPrefix(url, "http://"), method: "GET",
+					req: httptest.NewRequest("GET", url+"/", nil)}
+				o.req.RequestURI = ""
+				if plain {
+					o.into = http.Header{}
+				}
+				before := requests.Load()
+				resp, err := u.send(o)
+				if c.refused == nil {
+					if err != nil {
+						t.Fatalf("plain=%v: %v", plain, err)
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if string(b) != "ok" {
+						t.Fatalf("plain=%v: body %q", plain, b)
+					}
+					continue
+				}
+				if err != c.refused {
+					t.Errorf("plain=%v: error %v, want %v", plain, err, c.refused)
+				}
+				if n := requests.Load() - before; n != 1 {
+					t.Errorf("plain=%v: the back end got %d requests, want 1: a refused answer is not retried", plain, n)
+				}
+			}
+		})
 	}
 }
