@@ -151,19 +151,23 @@ func dropSessionCookies(h http.Header, rt *routes) {
 
 // setCookieName is the name a browser gives back the cookie of the
 // Set-Cookie value v under (RFC 6265bis §5.6): the part before the first
-// ';', up to its first '=', without surrounding spaces and tabs. A
-// nameless cookie ("=X-Qlik-Session=1", or no '=' at all) is sent back
-// as its bare value, "X-Qlik-Session=1", which a server reads as the
-// cookie X-Qlik-Session: its name is then the value's part before '='.
+// ';', up to its first '=', without surrounding white space. A nameless
+// cookie ("=X-Qlik-Session=1", or no '=' at all) is sent back as its
+// bare value, "X-Qlik-Session=1", which a server reads as the cookie
+// X-Qlik-Session: its name is then the value's part before '='. White
+// space is what strings.TrimSpace trims, more than the spaces and tabs a
+// browser trims, because openqps trims so when it reads the Cookie
+// header (cookieValues): a name that only looks different to the browser
+// is still a session cookie's.
 func setCookieName(v string) string {
 	pair, _, _ := strings.Cut(v, ";")
 	name, value, found := strings.Cut(pair, "=")
 	if !found {
 		name, value = "", pair
 	}
-	if name = trimOWS(name); name == "" {
+	if name = strings.TrimSpace(name); name == "" {
 		name, _, _ = strings.Cut(value, "=")
-		name = trimOWS(name)
+		name = strings.TrimSpace(name)
 	}
 	return name
 }

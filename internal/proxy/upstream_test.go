@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -399,22 +401,30 @@ func TestUpstreamDoesNotAskALingeringBackEnd(t *testing.T) {
 func TestUpstreamClosesAConnectionThatSpokeWhileIdle(t *testing.T) {
 	tlsServer := httptest.NewTLSServer(http.NotFoundHandler()) // for its certificate and a client that trusts it
 	defer tlsServer.Close()
+	const poisoned = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\npoisoned"
 	for _, c := range []struct {
 		name, late string
 		tls        bool
+		// together sends late in the TCP segment of the answer, as a
+		// TLS record of its own: TLS reads it with the answer's record
+		// and holds it, where neither the read buffer nor the socket
+		// shows it.
+		together bool
 	}{
-		{"late bytes", "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\npoisoned", false},
-		{"late bytes over TLS", "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\npoisoned", true},
-		{"close", "", false},
-		{"close over TLS", "", true},
+		{"late bytes", poisoned, false, false},
+		{"late bytes over TLS", poisoned, true, false},
+		{"a record after the answer's, in its segment", poisoned, true, true},
+		{"close", "", false, false},
+		{"close over TLS", "", true, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var conns atomic.Int32
 			release, spoke := make(chan struct{}), make(chan struct{})
 			url := rawBackend(t, func(conn net.Conn) {
 				defer conn.Close()
+				held := &heldConn{Conn: conn}
 				if c.tls {
-					conn = tls.Server(conn, tlsServer.TLS)
+					conn = tls.Server(held, tlsServer.TLS)
 				}
 				n := conns.Add(1)
 				br := bufio.NewReader(conn)
@@ -424,6 +434,14 @@ func TestUpstreamClosesAConnectionThatSpokeWhileIdle(t *testing.T) {
 						return
 					}
 					io.Copy(io.Discard, req.Body)
+					if c.together && n == 1 && i == 0 {
+						held.hold = true
+						fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nconn %d", n)
+						io.WriteString(conn, c.late)
+						held.flush()
+						close(spoke)
+						continue
+					}
 					fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nconn %d", n)
 					if n == 1 && i == 0 {
 						<-release // the answer was read and the connection pooled
@@ -464,6 +482,28 @@ func TestUpstreamClosesAConnectionThatSpokeWhileIdle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// heldConn holds what is written to it while hold is set, until flush
+// sends it in one write.
+type heldConn struct {
+	net.Conn
+	hold bool
+	held []byte
+}
+
+func (c *heldConn) Write(p []byte) (int, error) {
+	if c.hold {
+		c.held = append(c.held, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *heldConn) flush() {
+	c.hold = false
+	c.Conn.Write(c.held)
+	c.held = nil
 }
 
 // TestUpstreamBoundsTheResponseHead: a response head of up to
@@ -543,6 +583,58 @@ func TestUpstreamBoundsTheResponseHead(t *testing.T) {
 				}
 				if n := requests.Load() - before; n != 1 {
 					t.Errorf("plain=%v: the back end got %d requests, want 1: a refused answer is not retried", plain, n)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkIdleCheck is what get pays per request to find a pooled
+// connection quiet, against the read with a 1 ms deadline it replaces
+// (which waits out the millisecond when nothing is there).
+func BenchmarkIdleCheck(b *testing.B) {
+	tlsServer := httptest.NewTLSServer(http.NotFoundHandler())
+	defer tlsServer.Close()
+	for _, c := range []struct {
+		name  string
+		tls   bool
+		probe func(c *upstreamConn) bool
+	}{
+		{"quiet", false, (*upstreamConn).quiet},
+		{"quiet over TLS", true, (*upstreamConn).quiet},
+		{"read with a 1 ms deadline", false, func(c *upstreamConn) bool {
+			c.SetReadDeadline(time.Now().Add(time.Millisecond))
+			_, err := c.br.Peek(1)
+			c.SetReadDeadline(time.Time{})
+			return errors.Is(err, os.ErrDeadlineExceeded)
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			u := newUpstream()
+			defer u.CloseIdleConnections()
+			url := tlsServer.URL
+			if !c.tls {
+				plain := httptest.NewServer(http.NotFoundHandler())
+				defer plain.Close()
+				url = plain.URL
+			} else {
+				u.tlsConfig = tlsServer.Client().Transport.(*http.Transport).TLSClientConfig
+			}
+			resp, err := u.RoundTrip(httptest.NewRequest("GET", url+"/", nil).WithContext(b.Context()))
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			conn := u.pop(url)
+			if conn == nil {
+				b.Fatalf("no pooled connection: %v", err)
+			}
+			defer conn.Close()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if !c.probe(conn) {
+					b.Fatal("an idle connection is not quiet")
 				}
 			}
 		})
