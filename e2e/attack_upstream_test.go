@@ -51,10 +51,10 @@ type backendScript struct {
 func newScriptedBackend(t *testing.T) *scriptedBackend {
 	t.Helper()
 	ln := listenLoopback(t)
-	t.Cleanup(func() { ln.Close() })
 	b := &scriptedBackend{URL: "http://" + ln.Addr().String()}
 	var conns sync.WaitGroup
-	t.Cleanup(conns.Wait)
+	t.Cleanup(conns.Wait) // after the listener is closed (cleanups run last first)
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -112,10 +112,7 @@ func (b *scriptedBackend) serve(c net.Conn) {
 			io.WriteString(c, "HTTP/1.1 500 No Script\r\nContent-Length: 0\r\n\r\n")
 			continue
 		}
-		if played != nil {
-			close(played.hungUp) // this one is still open: it is not its hang-up
-		}
-		played = s
+		played = s // an earlier script's row is over: nobody waits for its hang-up
 		io.WriteString(c, s.answer)
 		if s.later != "" {
 			<-time.After(50 * time.Millisecond) // the attack's timing: well after the answer
