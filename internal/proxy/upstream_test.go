@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +20,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/session"
 )
 
 func get(t *testing.T, u *upstream, method, url string, body io.Reader) (*http.Response, string) {
@@ -638,5 +643,52 @@ func BenchmarkIdleCheck(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestRefusedAnswerIsA502AndOneLogLine: a back end that overruns a head
+// bound costs the user a 502 whose body names the bound, and the log one
+// line; the connection is closed.
+func TestRefusedAnswerIsA502AndOneLogLine(t *testing.T) {
+	hungUp := make(chan struct{})
+	url := rawBackend(t, func(conn net.Conn) {
+		defer close(hungUp)
+		defer conn.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+			return
+		}
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("a", maxResponseHeadBytes)+"\r\nContent-Length: 2\r\n\r\nok")
+		io.Copy(io.Discard, conn) // until openqps closes the connection
+	})
+	cfg, err := config.Parse([]byte("store: {type: memory}\nvirtual_proxies:\n  - prefix: vp\n    backends: [\"" + url + "\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := session.NewMemory()
+	t.Cleanup(func() { store.Close() })
+	id := session.NewID()
+	store.Add(t.Context(), session.Session{Prefix: "vp", ID: id, UserDirectory: "D", UserID: "u", Timeout: time.Hour})
+	var logged bytes.Buffer
+	p, err := New(cfg, store, slog.New(slog.NewTextHandler(&logged, nil)), Options{APIPort: 4243})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	req := httptest.NewRequest("GET", "http://proxy.example/vp/hub/", nil)
+	req.Header.Set("Cookie", "X-Qlik-Session-vp-HTTP="+id)
+	w := httptest.NewRecorder()
+	p.ServeHTTP(w, req)
+	var body struct{ Error, Detail string }
+	json.Unmarshal(w.Body.Bytes(), &body)
+	if w.Code != http.StatusBadGateway || !strings.Contains(body.Detail, fmt.Sprint(maxResponseHeadBytes)) {
+		t.Errorf("got %d %q, want 502 naming the bound", w.Code, w.Body)
+	}
+	if lines := strings.Split(strings.TrimSpace(logged.String()), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "back end answer refused") {
+		t.Errorf("log:\n%s\nwant one line about the refused answer", logged.String())
+	}
+	select {
+	case <-hungUp:
+	case <-time.After(10 * time.Second):
+		t.Error("the connection to the back end stayed open")
 	}
 }
