@@ -22,6 +22,11 @@
 // poller, which saves the read system call that would find the socket
 // still empty (see its comment); the proxy's back-end connections use it.
 //
+// Quiet tells, without waiting or consuming anything, whether an idle
+// connection has received bytes or a close: the proxy checks each pooled
+// back-end connection with it before reusing it. It works on every Unix
+// (one non-blocking peek), and with raw calls off.
+//
 // Only Linux gets raw calls; elsewhere, and when the environment has
 // OPENQPS_RAWSOCK=off (to compare, or should a kernel misbehave), Wrap and
 // Listener change nothing.
