@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/openqps/openqps/internal/config"
 	"github.com/openqps/openqps/internal/session"
 )
 
@@ -141,45 +142,74 @@ func (p *Proxy) anonymousKey(rq *request) ([]byte, error) {
 	return key, nil
 }
 
-// anonymousFromCookie authenticates the request by an anonymous cookie
-// value, when it is one, valid, not expired and not ended on this node,
-// and signs it again when its signature is getting old. It reports
-// whether the value was such a cookie.
-func (p *Proxy) anonymousFromCookie(rq *request, key []byte, value string) bool {
+// anonymousFromCookie is the verdict of an anonymous cookie value:
+// identified when it is one, valid, not expired and not ended on this
+// node, noVerdict otherwise. It signs the cookie again when its
+// signature is getting old.
+func (p *Proxy) anonymousFromCookie(rq *request, key []byte, value string) verdict {
 	c, ok := parseAnonymous(key, rq.vp.cfg.Prefix, value)
 	if !ok {
-		return false
+		return verdict{}
 	}
 	now, timeout := p.opts.Now(), rq.vp.cfg.SessionInactivityTimeout
 	age := now.Sub(c.signedAt)
 	if age < -anonymousClockSkew || (timeout > 0 && age >= timeout) {
-		return false
+		return verdict{}
 	}
 	if p.anonymousEnded.ended(rq.vp.cfg.Prefix, c.id(), now) {
-		return false
+		return verdict{}
 	}
-	rq.session, rq.authed, rq.anonymous = c.session(rq.vp.cfg.Prefix, now, timeout), true, true
 	if timeout > 0 && age > timeout/10 {
-		c.signedAt = now
-		rq.vp.setCookie(rq, signAnonymous(key, rq.vp.cfg.Prefix, c))
+		resigned := c
+		resigned.signedAt = now
+		rq.vp.setCookie(rq, signAnonymous(key, rq.vp.cfg.Prefix, resigned))
 	}
-	return true
+	return anonymousIdentity(c.session(rq.vp.cfg.Prefix, now, timeout))
+}
+
+func anonymousIdentity(s session.Session) verdict {
+	v := identity(s)
+	v.anonymous = true
+	return v
+}
+
+// anonymousLogin gives a request nobody vouched for an anonymous session
+// (UserDirectory NONE, UserId anonymous<GUID>; it lives in its cookie,
+// not in the store) when the virtual proxy allows it (anonymous_access
+// allow or always); ?forceAuthentication=yes sends it to the login
+// module instead when anonymous use is allowed but not forced. The
+// cookie of an anonymous session is recognised by cookieLogin.
+type anonymousLogin struct{ p *Proxy }
+
+func (a anonymousLogin) login(rq *request, _ verdict) (verdict, error) {
+	p := a.p
+	if rq.vp.cfg.Auth.AnonymousAccess == config.AnonymousAllow && forceAuthentication(rq) {
+		return verdict{}, nil
+	}
+	v, err := p.newAnonymous(rq)
+	if err != nil {
+		return verdict{}, err
+	}
+	// Debug, not info: nothing was stored, and cookie-less requests (a
+	// script, a scanner) make one each.
+	p.log.Debug("anonymous session", "event", "auth.anonymous", "vp", v.session.Prefix, "user_id", v.session.UserID,
+		"session", session.Redact(v.session.ID), "remote", rq.r.RemoteAddr)
+	return v, nil
 }
 
 // newAnonymous gives the request a new anonymous identity and sets its
 // cookie. Nothing is stored.
-func (p *Proxy) newAnonymous(rq *request) error {
+func (p *Proxy) newAnonymous(rq *request) (verdict, error) {
 	key, err := p.anonymousKey(rq)
 	if err != nil {
-		return err
+		return verdict{}, err
 	}
 	var c anonymousCookie
 	rand.Read(c.random[:])
 	now := p.opts.Now()
 	c.signedAt = now.Truncate(time.Second)
-	rq.session, rq.authed, rq.anonymous = c.session(rq.vp.cfg.Prefix, now, rq.vp.cfg.SessionInactivityTimeout), true, true
 	rq.vp.setCookie(rq, signAnonymous(key, rq.vp.cfg.Prefix, c))
-	return nil
+	return anonymousIdentity(c.session(rq.vp.cfg.Prefix, now, rq.vp.cfg.SessionInactivityTimeout)), nil
 }
 
 // formatGUID writes 16 bytes as a version 4 GUID.

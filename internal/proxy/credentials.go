@@ -2,9 +2,110 @@ package proxy
 
 import (
 	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/session"
 )
+
+// useIdentity is the verdict of a login method whose credential (a header
+// value, a token) names dir\user with attrs on every request. The known
+// session stays when it is that user's (case-insensitively, as QPS
+// matches users) — for a token, with the same attributes; otherwise the
+// credential logs in (see credentialSession) and its session's cookie
+// replaces the old one. A session of the token's user with other
+// attributes is ended: the token is newer than the session, so its claims
+// win.
+func (p *Proxy) useIdentity(rq *request, known verdict, dir, user, credential string, attrs []session.Attribute) (verdict, error) {
+	superseded := ""
+	if known.kind == identified && sameUser(known.session, dir, user) {
+		// A header carries no attributes: it does not replace those a
+		// login module gave the session. A token's claims do.
+		if rq.vp.cfg.Auth.AuthenticationMethod != config.AuthJWT || sameAttributes(known.session.Attributes, attrs) {
+			return verdict{}, nil
+		}
+		superseded = known.session.ID
+	}
+	s, err := p.credentialSession(rq, dir, user, credential, attrs)
+	if err != nil {
+		return verdict{}, fmt.Errorf("session for %s user: %w", rq.vp.cfg.Auth.AuthenticationMethod, err)
+	}
+	if superseded != "" && superseded != s.ID {
+		if _, err := p.store.Delete(rq.r.Context(), s.Prefix, superseded); err != nil && !errors.Is(err, session.ErrNotFound) {
+			return verdict{}, fmt.Errorf("end the session the credential superseded: %w", err)
+		}
+		p.log.Info("session superseded by newer credentials", "event", "session.superseded", "vp", s.Prefix,
+			"user_directory", dir, "user_id", user, "session", session.Redact(superseded), "by", session.Redact(s.ID))
+	}
+	rq.vp.setCookie(rq, s.ID)
+	return identity(s), nil
+}
+
+func sameUser(s session.Session, dir, user string) bool {
+	return strings.EqualFold(s.UserDirectory, dir) && strings.EqualFold(s.UserID, user)
+}
+
+// sameAttributes reports whether two attribute lists are equal, in order
+// (X-Qlik-Security lists them in order).
+func sameAttributes(a, b []session.Attribute) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// credentialSession logs in a user vouched for by credential: it returns
+// the live session this node last made for the same credential when it
+// is still unclaimed by a browser (see credentialIndex) and names the
+// same user and attributes, and otherwise creates a session with a new
+// random id.
+func (p *Proxy) credentialSession(rq *request, dir, user, credential string, attrs []session.Attribute) (session.Session, error) {
+	ctx, prefix := rq.r.Context(), rq.vp.cfg.Prefix
+	key := newCredentialKey(prefix, credential)
+	if id, ok := p.credentials.lookup(key); ok {
+		s, err := p.store.Get(ctx, prefix, id)
+		switch {
+		case err == nil && sameUser(s, dir, user) && sameAttributes(s.Attributes, attrs):
+			if err := p.store.Touch(ctx, prefix, id, p.opts.Now()); err != nil && !errors.Is(err, session.ErrNotFound) {
+				return session.Session{}, err
+			}
+			return s, nil
+		case err != nil && !errors.Is(err, session.ErrNotFound):
+			return session.Session{}, err
+		}
+		// Ended (logged out, deleted, expired) or changed: a new login.
+	}
+	now := p.opts.Now()
+	s := session.Session{
+		Prefix: prefix, ID: session.NewID(), UserDirectory: dir, UserID: user,
+		Attributes: attrs, Created: now, LastUsed: now, Timeout: rq.vp.cfg.SessionInactivityTimeout,
+	}
+	if err := p.store.Add(ctx, s); err != nil {
+		return session.Session{}, err
+	}
+	p.credentials.remember(key, prefix, s.ID)
+	p.log.Info("user authenticated", "event", "auth.login", "method", rq.vp.cfg.Auth.AuthenticationMethod, "vp", prefix,
+		"user_directory", dir, "user_id", user, "session", session.Redact(s.ID), "remote", rq.r.RemoteAddr)
+	return s, nil
+}
+
+// claimCredentialSession tells the credential index that the known
+// session came back by its cookie: its client keeps cookies, so the
+// session is no longer offered to cookie-less requests.
+func (p *Proxy) claimCredentialSession(known verdict) {
+	if known.kind == identified {
+		p.credentials.claim(known.session.Prefix, known.session.ID)
+	}
+}
 
 // credentialIndex remembers, on this node, the session that a header
 // value or bearer token last logged in, so that a client without a

@@ -143,7 +143,7 @@ func (p *Proxy) serveCSRFToken(rq *request) {
 		p.reject(rq, http.StatusMethodNotAllowed, "method not allowed", "use GET")
 		return
 	}
-	if !rq.authed {
+	if !rq.authenticated() {
 		p.reject(rq, http.StatusUnauthorized, "not authenticated", "the CSRF token belongs to a session: send the session cookie "+rq.vp.cookie(rq.scheme))
 		return
 	}

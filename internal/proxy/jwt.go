@@ -22,38 +22,44 @@ import (
 // maxTokenBytes bounds the bearer tokens openqps parses.
 const maxTokenBytes = 16 << 10
 
-// authenticateJWT verifies the bearer token (takeBearerToken) with the
+// jwtLogin verifies a bearer token (Authorization: Bearer <JWT>) with the
 // virtual proxy's key and authenticates the request as the user its
 // claims name. A request without a bearer token is left alone (its cookie
 // may do); a bad token is refused with 401 and the reason, even next to a
 // valid cookie, because the caller explicitly claimed to be someone.
-func (p *Proxy) authenticateJWT(rq *request, token string, found bool) error {
-	if !found {
-		return nil
+type jwtLogin struct{ p *Proxy }
+
+func newJWTLogin(p *Proxy, _ *virtualProxy) (loginMethod, error) { return jwtLogin{p}, nil }
+
+// takeCredential takes the bearer token from the request, whatever else
+// authenticates it: the token is openqps's credential, not the back
+// end's, which gets the user in X-Qlik-User. jwt.forward_token leaves it
+// in.
+func (jwtLogin) takeCredential(rq *request) {
+	token, found := bearerToken(rq.r.Header)
+	if found && !rq.vp.cfg.Auth.JWT.ForwardToken {
+		rq.r.Header.Del("Authorization")
 	}
-	dir, user, attrs, err := verifyJWT(&rq.vp.cfg.Auth.JWT, token, p.opts.Now)
+	rq.credential, rq.credentialFound = token, found
+}
+
+func (j jwtLogin) login(rq *request, known verdict) (verdict, error) {
+	j.p.claimCredentialSession(known)
+	if !rq.credentialFound {
+		return verdict{}, nil
+	}
+	token := rq.credential
+	dir, user, attrs, err := verifyJWT(&rq.vp.cfg.Auth.JWT, token, j.p.opts.Now)
 	if err != nil {
-		rq.w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		p.reject(rq, http.StatusUnauthorized, "invalid token", err.Error())
-		return nil
+		v := refusal(http.StatusUnauthorized, "invalid token", err.Error())
+		v.challenge = `Bearer error="invalid_token"`
+		return v, nil
 	}
 	// The credential is the signed part of the token, without its
 	// signature: an ECDSA signature has two valid forms, (r, s) and
 	// (r, n-s), and both must name the same login (see checkLowS).
 	signed := token[:strings.LastIndexByte(token, '.')]
-	return p.useIdentity(rq, dir, user, "jwt\x00"+signed, attrs)
-}
-
-// takeBearerToken returns the bearer token of a request to a JWT virtual
-// proxy and removes it from the request, whatever else authenticates the
-// request: the token is openqps's credential, not the back end's, which
-// gets the user in X-Qlik-User. jwt.forward_token leaves it in.
-func takeBearerToken(rq *request) (string, bool) {
-	token, found := bearerToken(rq.r.Header)
-	if found && !rq.vp.cfg.Auth.JWT.ForwardToken {
-		rq.r.Header.Del("Authorization")
-	}
-	return token, found
+	return j.p.useIdentity(rq, known, dir, user, "jwt\x00"+signed, attrs)
 }
 
 // bearerToken returns the token of an Authorization: Bearer header.

@@ -44,7 +44,7 @@ type personalUser struct {
 }
 
 func (p *Proxy) currentUser(rq *request) {
-	if !rq.authed {
+	if !rq.authenticated() {
 		user := personalUser{Session: "inactive"}
 		if !p.offerLogin(rq, &user) {
 			return
@@ -101,9 +101,9 @@ func (p *Proxy) offerLogin(rq *request, user *personalUser) bool {
 }
 
 func (p *Proxy) logout(rq *request) {
-	if rq.authed && rq.anonymous {
+	if rq.authenticated() && rq.anonymous {
 		p.endAnonymous(rq)
-	} else if rq.authed {
+	} else if rq.authenticated() {
 		_, err := p.store.Delete(rq.r.Context(), rq.session.Prefix, rq.session.ID)
 		if err != nil && !errors.Is(err, session.ErrNotFound) {
 			p.storeFailed(rq, err)

@@ -174,25 +174,23 @@ func (p *Proxy) upstreamFor(connect, response time.Duration) *upstream {
 
 // request is one front-end request on its way through the handlers.
 type request struct {
-	w       http.ResponseWriter
-	r       *http.Request
-	routes  *routes
-	vp      *virtualProxy
-	path    string // clean path without the virtual proxy prefix
-	scheme  string // scheme the browser used
+	w      http.ResponseWriter
+	r      *http.Request
+	routes *routes
+	vp     *virtualProxy
+	path   string // clean path without the virtual proxy prefix
+	scheme string // scheme the browser used
+	// session is who sent the request, once authenticate identified
+	// them (see authenticated).
 	session session.Session
-	authed  bool
 	// anonymous: session is an anonymous one, carried by its cookie and
 	// not in the store (anonymous.go).
 	anonymous bool
-	// answered is set once a response was written (e.g. the redirect
-	// that drops a redeemed ticket from the URL).
-	answered bool
-	// denied, when not empty, is why credentials the request carried (a
-	// ticket, a header, a token) were refused; deniedStatus is the status
-	// for requests that are not sent to the login module.
-	denied       string
-	deniedStatus int
+	// credential is what the virtual proxy's login method took from the
+	// request before any method was asked (credentialTaker), and
+	// credentialFound whether there was one.
+	credential      string
+	credentialFound bool
 	// node is the back end the request is being forwarded to, counted
 	// in its load until the request (or its websocket) ends.
 	node *node
@@ -233,27 +231,43 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isWebsocket(r) && !p.websocketOriginAllowed(rq) {
 		return
 	}
-	if err := p.authenticate(rq); err != nil {
+	v, err := p.authenticate(rq)
+	if err != nil {
 		p.storeFailed(rq, err)
 		return
 	}
-	if rq.answered {
+	switch v.kind {
+	case answered:
+		p.answer(rq, v)
 		return
+	case refused:
+		if v.challenge != "" {
+			w.Header().Set("WWW-Authenticate", v.challenge)
+		}
+		p.reject(rq, v.status, v.error, v.reason)
+		return
+	case identified:
+		rq.session, rq.anonymous = v.session, v.anonymous
 	}
 	if strings.HasPrefix(rq.path, "/qps/") || rq.path == "/qps" {
 		p.personal(rq)
 		return
 	}
-	if !rq.authed {
-		p.challenge(rq)
+	if !rq.authenticated() {
+		p.challenge(rq, v)
 		return
 	}
 	p.forward(rq)
 }
 
-// challenge answers a request that has no session: a browser navigation
-// goes to the login module; anything else gets 401.
-func (p *Proxy) challenge(rq *request) {
+// authenticated reports whether authenticate identified who sent the
+// request: every session has an id.
+func (rq *request) authenticated() bool { return rq.session.ID != "" }
+
+// challenge answers a request that has no session (v is noVerdict, or a
+// failedLogin): a browser navigation goes to the login module; anything
+// else gets 401, or the status of its failed login.
+func (p *Proxy) challenge(rq *request, v verdict) {
 	vp := rq.vp
 	if !rq.routes.addressAllowed(rq.scheme, rq.r.Host, vp) {
 		p.reject(rq, http.StatusBadRequest, "unknown host", fmt.Sprintf("Host %q is not an address of this proxy: use %s", rq.r.Host, rq.routes.addressHint(rq.scheme)))
@@ -264,8 +278,8 @@ func (p *Proxy) challenge(rq *request) {
 	case vp.cfg.AuthenticationModuleRedirectURI != "" && navigation:
 		// Sent to the login module below, also after a refused ticket:
 		// the module issues a fresh one.
-	case rq.denied != "":
-		p.reject(rq, rq.deniedStatus, "ticket refused", rq.denied)
+	case v.kind == failedLogin:
+		p.reject(rq, v.status, v.error, v.reason)
 		return
 	case vp.cfg.AuthenticationModuleRedirectURI == "":
 		p.reject(rq, http.StatusUnauthorized, "not authenticated", credentialsHint(vp))

@@ -86,7 +86,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 		clean, _ := cleanPath(req.URL.Path, req.URL.EscapedPath())
 		_, rest := splitPrefix(clean)
 		rq.vp, rq.path = rq.routes.byPrefix["vp"], rest
-		if err := p.authenticate(rq); err != nil || !rq.authed {
+		if v, err := p.authenticate(rq); err != nil || v.kind != identified {
 			b.Fatal("not authenticated")
 		}
 	}

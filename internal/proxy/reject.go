@@ -29,7 +29,6 @@ func (p *Proxy) reject(rq *request, status int, msg, detail string) {
 	}
 	p.log.Warn("request rejected", "event", "frontend.rejected", "status", status, "vp", prefix,
 		"method", rq.r.Method, "path", rq.r.URL.Path, "error", msg, "detail", detail, "remote", rq.r.RemoteAddr)
-	rq.answered = true
 	h := rq.w.Header()
 	h.Set("Cache-Control", "no-store")
 	if strings.Contains(rq.r.Header.Get("Accept"), "text/html") {

@@ -52,6 +52,8 @@ type virtualProxy struct {
 	responseHeaders http.Header
 	// userPattern is the parsed dynamic_user_directory (header_dynamic).
 	userPattern config.UserPattern
+	// logins are the login methods, in the order they are asked.
+	logins loginPipeline
 }
 
 // newRoutes builds the routes of cfg. Back ends that old (the routes
@@ -92,6 +94,11 @@ func newRoutes(cfg *config.Config, p *Proxy, old *routes) (*routes, error) {
 		if c.Auth.AuthenticationMethod == config.AuthHeaderDynamic {
 			vp.userPattern, _ = config.ParseUserPattern(c.Auth.DynamicUserDirectory) // validated with the config
 		}
+		logins, err := newLoginPipeline(p, vp)
+		if err != nil {
+			return nil, err
+		}
+		vp.logins = logins
 		for k, v := range c.Proxying.AdditionalResponseHeaders {
 			if vp.responseHeaders == nil {
 				vp.responseHeaders = http.Header{}
