@@ -202,6 +202,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		rq.scheme = "https"
 	}
+	if p.rejectShape(rq) {
+		return
+	}
 	if err := checkRequestLine(r.Method, r.RequestURI); err != nil {
 		p.reject(rq, http.StatusBadRequest, "invalid request line", err.Error())
 		return

@@ -1,27 +1,18 @@
 package proxy
 
 import (
-	"encoding/json"
-	"html/template"
-	"strconv"
-	"strings"
+	"net/http"
+
+	"github.com/openqps/openqps/internal/httperror"
 )
-
-// rejection is the JSON body of every front-end rejection.
-type rejection struct {
-	Error  string `json:"error"`
-	Detail string `json:"detail"`
-}
-
-var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{.Status}} {{.Error}}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;color:#222}h1{font-size:1.4em}</style>
-</head><body><h1>{{.Status}} — {{.Error}}</h1><p>{{.Detail}}</p></body></html>
-`))
 
 // reject answers a request that openqps refuses, and logs it once. A
 // browser (Accept: text/html) gets a small HTML page, everything else
-// JSON; neither carries internal addresses or stack traces.
+// JSON {"error","detail"} (httperror); neither carries internal addresses
+// or stack traces.
+//
+// Every refusal of the front end goes through here; TestFrontendRefusals
+// lists them all, and fails when one is added without a row.
 func (p *Proxy) reject(rq *request, status int, msg, detail string) {
 	prefix := ""
 	if rq.vp != nil {
@@ -29,20 +20,20 @@ func (p *Proxy) reject(rq *request, status int, msg, detail string) {
 	}
 	p.log.Warn("request rejected", "event", "frontend.rejected", "status", status, "vp", prefix,
 		"method", rq.r.Method, "path", rq.r.URL.Path, "error", msg, "detail", detail, "remote", rq.r.RemoteAddr)
-	h := rq.w.Header()
-	h.Set("Cache-Control", "no-store")
-	if strings.Contains(rq.r.Header.Get("Accept"), "text/html") {
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		rq.w.WriteHeader(status)
-		errorPage.Execute(rq.w, struct {
-			Status        int
-			Error, Detail string
-		}{status, msg, detail})
-		return
+	httperror.Write(rq.w, rq.r, status, msg, detail)
+}
+
+// rejectShape answers, with Connection: close, a request of a shape no
+// reverse proxy may pass on, and reports whether it did so. It reads only
+// the request line and headers, so it runs first, before the request is
+// routed to a virtual proxy or to a local handler (the demo login
+// module).
+func (p *Proxy) rejectShape(rq *request) bool {
+	msg, detail := refusedShape(rq.r)
+	if msg == "" {
+		return false
 	}
-	body, _ := json.Marshal(rejection{Error: msg, Detail: detail})
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	rq.w.WriteHeader(status)
-	rq.w.Write(body)
+	rq.w.Header().Set("Connection", "close")
+	p.reject(rq, http.StatusBadRequest, msg, detail)
+	return true
 }

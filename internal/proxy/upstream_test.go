@@ -675,6 +675,7 @@ func TestRefusedAnswerIsA502AndOneLogLine(t *testing.T) {
 	}
 	defer p.Close()
 	req := httptest.NewRequest("GET", "http://proxy.example/vp/hub/", nil)
+	req.RequestURI = "/vp/hub/" // origin form, as a client sends it; the absolute form is refused
 	req.Header.Set("Cookie", "X-Qlik-Session-vp-HTTP="+id)
 	w := httptest.NewRecorder()
 	p.ServeHTTP(w, req)

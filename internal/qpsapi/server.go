@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/httperror"
 	"github.com/openqps/openqps/internal/session"
 )
 
@@ -437,13 +438,7 @@ func (s *Server) storeFailed(c *call, err error) {
 		return
 	}
 	s.log.Error("session store failed", "event", "store.error", "path", s.LogPath(c.r.URL.Path), "err", err)
-	writeJSON(c.w, http.StatusServiceUnavailable, apiError{Error: "session store unavailable", Detail: "the session store cannot be reached; retry shortly"})
-}
-
-// apiError is the body of every rejection.
-type apiError struct {
-	Error  string `json:"error"`
-	Detail string `json:"detail"`
+	httperror.WriteJSON(c.w, http.StatusServiceUnavailable, "session store unavailable", "the session store cannot be reached; retry shortly")
 }
 
 // fail answers a rejection and logs it once.
@@ -457,7 +452,7 @@ func (s *Server) fail(c *call, status int, msg, detail string) {
 func (s *Server) failLogged(c *call, status int, msg, detail, logDetail string) {
 	s.log.Warn("api request rejected", "event", "api.rejected", "status", status, "method", c.r.Method,
 		"path", redactPath(c.r.URL.Path, c.cfg), "error", msg, "detail", logDetail, "caller", c.caller, "remote", c.r.RemoteAddr)
-	writeJSON(c.w, status, apiError{Error: msg, Detail: detail})
+	httperror.WriteJSON(c.w, status, msg, detail)
 }
 
 func (s *Server) reply(c *call, status int, v any) {

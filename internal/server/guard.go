@@ -1,25 +1,25 @@
 package server
 
 import (
-	"encoding/json"
 	"fmt"
-	"html/template"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/openqps/openqps/internal/httperror"
 	"github.com/openqps/openqps/internal/metrics"
 )
 
-// guard wraps a listener's handler with what every request gets around
-// openqps's own handling: a deadline for its body, refusal of request
-// shapes a reverse proxy must never pass on, recovery from a panic in the
-// handler (logged with its stack; the client gets a plain 500), and the
-// request metrics and API audit record once it is answered.
+// guard wraps a listener's handler with what every request of either
+// listener gets around openqps's own handling: a deadline for its body,
+// recovery from a panic in the handler (logged with its stack; the client
+// gets a plain 500), and the request metrics and API audit record once it
+// is answered. What a listener refuses is its handler's: the front end's
+// refusals are all in internal/proxy (reject), the trusted API's in
+// internal/qpsapi.
 type guard struct {
 	next http.Handler
 	log  *slog.Logger
@@ -27,7 +27,8 @@ type guard struct {
 	listener string
 	// bodyTimeout bounds reading a request body; 0 is no bound.
 	bodyTimeout time.Duration
-	// frontend enables the checks for the browser-facing listener.
+	// frontend: the browser-facing listener, counted by path in the
+	// metrics.
 	frontend bool
 	// metrics counts answers by status and their latency; may be nil.
 	metrics *metrics.Registry
@@ -45,12 +46,6 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := newStatusWriter(w)
 	defer g.done(sw, r, start, upgrade)
 	defer g.recover(sw, r)
-	if g.frontend {
-		if msg, detail := refusedShape(r); msg != "" {
-			g.refuse(sw, r, http.StatusBadRequest, msg, detail)
-			return
-		}
-	}
 	if g.bodyTimeout > 0 && r.ContentLength != 0 && !upgrade {
 		// Trickling a body is the slowloris of bodies: after the
 		// deadline, reads fail and the handler answers or gives up.
@@ -134,25 +129,6 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // Flush passes on, for handlers that type-assert http.Flusher.
 func (w *statusWriter) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
 
-// refusedShape returns why a front-end request is refused outright, or
-// "".
-func refusedShape(r *http.Request) (msg, detail string) {
-	if !strings.HasPrefix(r.RequestURI, "/") {
-		// Absolute-form ("GET http://other/ HTTP/1.1") is for forward
-		// proxies; accepting it would let the client pick the Host the
-		// back end sees. "*" and authority-form (CONNECT) are no
-		// resources of a back end either.
-		return "invalid request target", "send the path only (GET /hub/ HTTP/1.1); openqps is not a forward proxy"
-	}
-	if isUpgradeRequest(r) && !strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket") {
-		// Only websockets are tunnelled; an h2c or other upgrade
-		// would open a tunnel to the back end that bypasses every
-		// later check (h2c smuggling).
-		return "upgrade not allowed", fmt.Sprintf("only websocket upgrades are proxied, not %q", r.Header.Get("Upgrade"))
-	}
-	return "", ""
-}
-
 // recover turns a panic in the handler into a logged error and, when
 // nothing was written yet, a 500. http.ErrAbortHandler is how a handler
 // cuts a response short on purpose; it is passed on.
@@ -172,45 +148,7 @@ func (g *guard) recover(w http.ResponseWriter, r *http.Request) {
 		"path", path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 	// If the handler had already written the status line, this write is
 	// ignored by net/http and the client sees a truncated answer.
-	writeRefusal(w, r, http.StatusInternalServerError, "internal error", "openqps failed to handle this request; the error is in its log")
-}
-
-func (g *guard) refuse(w http.ResponseWriter, r *http.Request, status int, msg, detail string) {
-	target, _, _ := strings.Cut(r.RequestURI, "?") // the query may hold a ticket
-	g.log.Warn("request rejected", "event", "frontend.rejected", "listener", g.listener, "status", status,
-		"method", r.Method, "target", target, "error", msg, "detail", detail, "remote", r.RemoteAddr)
-	w.Header().Set("Connection", "close")
-	writeRefusal(w, r, status, msg, detail)
-}
-
-var refusalPage = template.Must(template.New("refusal").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{.Status}} {{.Error}}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;color:#222}h1{font-size:1.4em}</style>
-</head><body><h1>{{.Status}} — {{.Error}}</h1><p>{{.Detail}}</p></body></html>
-`))
-
-// writeRefusal answers as the front end and API do: a small HTML page
-// for browsers, JSON {"error","detail"} for everything else.
-func writeRefusal(w http.ResponseWriter, r *http.Request, status int, msg, detail string) {
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	if strings.Contains(r.Header.Get("Accept"), "text/html") {
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		w.WriteHeader(status)
-		refusalPage.Execute(w, struct {
-			Status        int
-			Error, Detail string
-		}{status, msg, detail})
-		return
-	}
-	body, _ := json.Marshal(struct {
-		Error  string `json:"error"`
-		Detail string `json:"detail"`
-	}{msg, detail})
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
-	w.Write(body)
+	httperror.Write(w, r, http.StatusInternalServerError, "internal error", "openqps failed to handle this request; the error is in its log")
 }
 
 func isUpgradeRequest(r *http.Request) bool {

@@ -47,41 +47,8 @@ func TestGuardPassesErrAbortHandlerOn(t *testing.T) {
 	g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
 }
 
-func TestGuardRefusesRequestShapes(t *testing.T) {
-	reached := false
-	g := &guard{log: quietLog(), frontend: true, next: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached = true })}
-	for name, r := range map[string]*http.Request{
-		"absolute form": func() *http.Request {
-			r := httptest.NewRequest(http.MethodGet, "http://evil.example/hub/", nil)
-			r.RequestURI = "http://evil.example/hub/"
-			return r
-		}(),
-		"h2c upgrade": func() *http.Request {
-			r := httptest.NewRequest(http.MethodGet, "/hub/", nil)
-			r.Header.Set("Upgrade", "h2c")
-			r.Header.Set("Connection", "Upgrade, HTTP2-Settings")
-			return r
-		}(),
-	} {
-		reached = false
-		w := httptest.NewRecorder()
-		g.ServeHTTP(w, r)
-		if w.Code != http.StatusBadRequest || reached {
-			t.Errorf("%s: %d, handler reached %v", name, w.Code, reached)
-		}
-	}
-	r := httptest.NewRequest(http.MethodGet, "/app/", nil)
-	r.Header.Set("Upgrade", "websocket")
-	r.Header.Set("Connection", "keep-alive, Upgrade")
-	reached = false
-	g.ServeHTTP(httptest.NewRecorder(), r)
-	if !reached {
-		t.Error("a websocket upgrade was refused")
-	}
-}
-
 // BenchmarkGuard is what every front-end request pays for the guard:
-// shape checks, the status recorder and the metrics.
+// the status recorder and the metrics.
 func BenchmarkGuard(b *testing.B) {
 	g := &guard{log: quietLog(), frontend: true, bodyTimeout: time.Minute, metrics: metrics.New([]string{"sales", "hr"}),
 		next: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })}

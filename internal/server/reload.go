@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/httperror"
 	"github.com/openqps/openqps/internal/qpsapi"
 )
 
@@ -48,37 +49,37 @@ func (h reloadCall) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
-	answer := func(status int, v any) {
-		body, _ := json.Marshal(v)
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		w.WriteHeader(status)
-		w.Write(body)
-	}
-	type failure struct {
-		Error  string `json:"error"`
-		Detail string `json:"detail"`
+	refuse := func(status int, msg, detail string) {
+		h.s.log.Warn("api request rejected", "event", "api.rejected", "status", status, "method", r.Method,
+			"path", r.URL.Path, "error", msg, "detail", detail, "remote", r.RemoteAddr)
+		httperror.WriteJSON(w, status, msg, detail)
 	}
 	switch {
 	case r.TLS == nil || len(r.TLS.VerifiedChains) == 0:
-		answer(http.StatusForbidden, failure{"client certificate required", "call the trusted API with a client certificate issued by openqps's CA"})
+		refuse(http.StatusForbidden, "client certificate required", "call the trusted API with a client certificate issued by openqps's CA")
 		return
 	case r.Method != http.MethodPost:
 		w.Header().Set("Allow", "POST")
-		answer(http.StatusMethodNotAllowed, failure{"method not allowed", "POST " + ReloadPath})
+		refuse(http.StatusMethodNotAllowed, "method not allowed", "POST "+ReloadPath)
 		return
 	}
 	if err := qpsapi.CheckXrfkey(r); err != nil {
-		answer(http.StatusForbidden, failure{"xrfkey", err.Error()})
+		refuse(http.StatusForbidden, "xrfkey", err.Error())
 		return
 	}
 	if err := h.s.ReloadFile(); err != nil {
+		// Its own log line, at error level: the operator asked for a
+		// reload and the running configuration stays.
 		h.s.log.Error("reload rejected; the running configuration stays", "event", "config.reload_rejected",
 			"caller", r.TLS.VerifiedChains[0][0].Subject.String(), "err", err)
-		answer(http.StatusConflict, failure{"reload rejected", err.Error()})
+		httperror.WriteJSON(w, http.StatusConflict, "reload rejected", err.Error())
 		return
 	}
-	answer(http.StatusOK, map[string]any{"reloaded": true, "virtual_proxies": len(h.s.CurrentConfig().VirtualProxies)})
+	body, _ := json.Marshal(map[string]any{"reloaded": true, "virtual_proxies": len(h.s.CurrentConfig().VirtualProxies)})
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
 }
 
 // Reload applies a new configuration to the running server: requests that
