@@ -47,7 +47,7 @@ virtual_proxies:
 		b.Fatal(err)
 	}
 	req := httptest.NewRequest(http.MethodGet, "http://proxy.example/vp/hub/page?x=1", nil)
-	req.RequestURI = "/vp/hub/page?x=1" // origin form, as a client sends it; the absolute form is refused
+	req.RequestURI = "/vp/hub/page?x=1"                             // origin form, as a client sends it; the absolute form is refused
 	req.Header.Set("Cookie", "other=1; X-Qlik-Session-vp-HTTP="+id) // plain HTTP: QPS's -HTTP cookie
 	req.Header.Set("User-Agent", "bench")
 	req.Header.Set("Accept", "*/*")

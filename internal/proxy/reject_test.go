@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -20,6 +18,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,29 +32,54 @@ import (
 	"github.com/openqps/openqps/internal/session/redis/redistest"
 )
 
-// syncBuffer is a log destination for a front end that serves from
-// several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// refusalLog is the log of a front end under test: it keeps each
+// record's message and event, and is safe for the front end's goroutines.
+type refusalLog struct {
+	mu      sync.Mutex
+	records []string // "message event"
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+func (l *refusalLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *refusalLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *refusalLog) WithGroup(string) slog.Handler            { return l }
+
+func (l *refusalLog) Handle(_ context.Context, r slog.Record) error {
+	event := ""
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "event" {
+			event = a.Value.String()
+		}
+		return true
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.records = append(l.records, r.Message+" "+event)
+	return nil
 }
 
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// events returns how many records have event, and all records.
+func (l *refusalLog) events(event string) (int, []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.records {
+		if strings.HasSuffix(r, " "+event) {
+			n++
+		}
+	}
+	return n, slices.Clone(l.records)
+}
+
+func (l *refusalLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.records = nil
 }
 
 // refusalFrontEnd is a front end for the virtual proxies of vps (YAML
 // list items, "%s" standing for the back end's URL) over store, logging
 // into the returned buffer.
-func refusalFrontEnd(t *testing.T, backendURL, vps string, store session.Store) (*Proxy, *syncBuffer) {
+func refusalFrontEnd(t *testing.T, backendURL, vps string, store session.Store) (*Proxy, *refusalLog) {
 	t.Helper()
 	cfg, err := config.Parse([]byte("store: {type: memory}\nvirtual_proxies:\n" + strings.ReplaceAll(vps, "%s", backendURL)))
 	if err != nil {
@@ -66,8 +90,8 @@ func refusalFrontEnd(t *testing.T, backendURL, vps string, store session.Store) 
 		t.Cleanup(func() { m.Close() })
 		store = m
 	}
-	logs := &syncBuffer{}
-	p, err := New(cfg, store, slog.New(slog.NewTextHandler(logs, nil)), Options{APIPort: 4243, Hosts: []string{"proxy.example"}})
+	logs := &refusalLog{}
+	p, err := New(cfg, store, slog.New(logs), Options{APIPort: 4243, Hosts: []string{"proxy.example"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,29 +106,19 @@ func okBackend(t *testing.T) string {
 	return b.URL
 }
 
-// rawAnswerBackend is a back end that reads one request head and answers
-// with the bytes of answer.
+// rawAnswerBackend is a back end that answers every request with the
+// bytes of answer, whatever they are.
 func rawAnswerBackend(t *testing.T, answer string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
-					io.WriteString(c, answer)
-				}
-			}()
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
 		}
-	}()
-	return "http://" + ln.Addr().String()
+		defer conn.Close()
+		io.WriteString(conn, answer)
+	}))
+	t.Cleanup(b.Close)
+	return b.URL
 }
 
 // closedPort is the URL of a back end that refuses connections.
@@ -160,7 +174,7 @@ type refusalRow struct {
 	error  string
 	// send returns the front end and the request it must refuse; it
 	// may send requests of its own first.
-	send func(t *testing.T) (*Proxy, *syncBuffer, *http.Request)
+	send func(t *testing.T) (*Proxy, *refusalLog, *http.Request)
 }
 
 const plainVP = "  - prefix: vp\n    backends: [\"%s\"]\n"
@@ -168,24 +182,41 @@ const plainVP = "  - prefix: vp\n    backends: [\"%s\"]\n"
 // refusalRows are every refusal of the front end, one row at least each
 // (TestEveryFrontendRefusalHasARow).
 func refusalRows() []refusalRow {
-	simple := func(vps, method, target string, header ...string) func(t *testing.T) (*Proxy, *syncBuffer, *http.Request) {
-		return func(t *testing.T) (*Proxy, *syncBuffer, *http.Request) {
+	simple := func(vps, method, target string, header ...string) func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
+		return func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
 			p, logs := refusalFrontEnd(t, okBackend(t), vps, nil)
 			return p, logs, clientRequest(method, target, header...)
 		}
 	}
-	withSession := func(vps, method, target string, header ...string) func(t *testing.T) (*Proxy, *syncBuffer, *http.Request) {
-		return func(t *testing.T) (*Proxy, *syncBuffer, *http.Request) {
+	// withSessionAt sends a request with a valid session cookie to a
+	// front end whose back end is backend's.
+	// rebuilt sends GET /vp/hub/, changed by change as no client library
+	// would build it.
+	rebuilt := func(vps string, change func(*http.Request)) func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
+		return func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
+			p, logs, r := simple(vps, "GET", "/vp/hub/")(t)
+			change(r)
+			return p, logs, r
+		}
+	}
+	withSessionAt := func(backend func(*testing.T) string, vps, method, target string, header ...string) func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
+		return func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
 			store := session.NewMemory()
 			t.Cleanup(func() { store.Close() })
-			p, logs := refusalFrontEnd(t, okBackend(t), vps, store)
+			p, logs := refusalFrontEnd(t, backend(t), vps, store)
 			r := clientRequest(method, target, header...)
 			r.Header.Add("Cookie", "X-Qlik-Session-vp-HTTP="+addSession(t, store, "vp"))
 			return p, logs, r
 		}
 	}
-	withBody := func(readErr error) func(t *testing.T) (*Proxy, *syncBuffer, *http.Request) {
-		return func(t *testing.T) (*Proxy, *syncBuffer, *http.Request) {
+	withSession := func(vps, method, target string, header ...string) func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
+		return withSessionAt(okBackend, vps, method, target, header...)
+	}
+	answering := func(answer string) func(*testing.T) string {
+		return func(t *testing.T) string { return rawAnswerBackend(t, answer) }
+	}
+	withBody := func(readErr error) func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
+		return func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
 			p, logs, r := withSession(plainVP, "POST", "/vp/hub/")(t)
 			r.Body = io.NopCloser(io.MultiReader(strings.NewReader("part of a body"), iotest.ErrReader(readErr)))
 			r.ContentLength = -1
@@ -195,19 +226,9 @@ func refusalRows() []refusalRow {
 	loginVP := plainVP + "    authentication_module_redirect_uri: https://login.example/\n"
 	websocket := []string{"Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}
 	return []refusalRow{
-		{"absolute-form target", 400, "invalid request target", func(t *testing.T) (*Proxy, *syncBuffer, *http.Request) {
-			p, logs := refusalFrontEnd(t, okBackend(t), plainVP, nil)
-			r := clientRequest("GET", "/vp/hub/")
-			r.RequestURI = "http://evil.example/vp/hub/"
-			return p, logs, r
-		}},
+		{"absolute-form target", 400, "invalid request target", rebuilt(plainVP, func(r *http.Request) { r.RequestURI = "http://evil.example/vp/hub/" })},
 		{"h2c upgrade", 400, "upgrade not allowed", simple(plainVP, "GET", "/vp/hub/", "Upgrade", "h2c", "Connection", "Upgrade, HTTP2-Settings")},
-		{"control character in the target", 400, "invalid request line", func(t *testing.T) (*Proxy, *syncBuffer, *http.Request) {
-			p, logs := refusalFrontEnd(t, okBackend(t), plainVP, nil)
-			r := clientRequest("GET", "/vp/hub/")
-			r.RequestURI = "/vp/hub/\x01"
-			return p, logs, r
-		}},
+		{"control character in the target", 400, "invalid request line", rebuilt(plainVP, func(r *http.Request) { r.RequestURI = "/vp/hub/\x01" })},
 		{"dot segment", 400, "invalid path", simple(plainVP, "GET", "/vp/../hub/")},
 		{"unknown prefix, no default", 404, "unknown virtual proxy", simple(plainVP, "GET", "/other/hub/")},
 		{"websocket from another origin", 403, "websocket origin not allowed", simple(plainVP, "GET", "/vp/app/", append(websocket, "Origin", "https://evil.example")...)},
@@ -218,29 +239,24 @@ func refusalRows() []refusalRow {
 		{"unknown personal API path", 404, "unknown personal API path", simple(plainVP, "GET", "/vp/qps/other")},
 		{"no session, no login module", 401, "not authenticated", simple(plainVP, "GET", "/vp/hub/")},
 		{"no session, not a navigation", 401, "not authenticated", simple(loginVP, "POST", "/vp/hub/")},
-		{"login redirect for a foreign Host", 400, "unknown host", func(t *testing.T) (*Proxy, *syncBuffer, *http.Request) {
-			p, logs := refusalFrontEnd(t, okBackend(t), loginVP, nil)
-			r := clientRequest("GET", "/vp/hub/")
-			r.Host = "evil.example"
-			return p, logs, r
-		}},
+		{"login redirect for a foreign Host", 400, "unknown host", rebuilt(loginVP, func(r *http.Request) { r.Host = "evil.example" })},
 		{"reloadUri elsewhere", 400, "reloadUri not allowed", simple(loginVP, "GET", "/vp/hub/?reloadUri=https%3A%2F%2Fevil.example%2F")},
 		{"URL too long to return to", 414, "URL too long to log in with", simple(loginVP, "GET", "/vp/hub/?x="+strings.Repeat("a", session.MaxTargetURI))},
 		{"unknown ticket, not a navigation", 401, "ticket refused", simple(loginVP, "POST", "/vp/hub/?qlikTicket=0123456789abcdefgh")},
 		{"user header twice", 400, "invalid user header", simple(plainVP+"    authentication_method: header_static\n    header_name: X-Remote-User\n    static_user_directory: ACME\n",
 			"GET", "/vp/hub/", "X-Remote-User", "alice", "X-Remote-User", "bob")},
-		{"bad bearer token", 401, "invalid token", func(t *testing.T) (*Proxy, *syncBuffer, *http.Request) {
+		{"bad bearer token", 401, "invalid token", func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
 			p, logs := refusalFrontEnd(t, okBackend(t), plainVP+"    authentication_method: jwt\n    jwt: {public_key: "+jwtKeyPEM(t)+"}\n", nil)
 			return p, logs, clientRequest("GET", "/vp/hub/", "Authorization", "Bearer not.a.token")
 		}},
-		{"store full", 429, "session store full", func(t *testing.T) (*Proxy, *syncBuffer, *http.Request) {
+		{"store full", 429, "session store full", func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
 			store := session.NewMemory(session.WithMaxSessions(1))
 			t.Cleanup(func() { store.Close() })
 			addSession(t, store, "vp")
 			p, logs := refusalFrontEnd(t, okBackend(t), plainVP+"    authentication_method: header_static\n    header_name: X-Remote-User\n    static_user_directory: ACME\n", store)
 			return p, logs, clientRequest("GET", "/vp/hub/", "X-Remote-User", "alice")
 		}},
-		{"store down", 503, "session store unavailable", func(t *testing.T) (*Proxy, *syncBuffer, *http.Request) {
+		{"store down", 503, "session store unavailable", func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
 			srv := redistest.Start(t)
 			store, err := redis.Open(redis.Options{Addresses: []string{srv.Addr}, KeyPrefix: "openqps-refusals:"})
 			if err != nil {
@@ -255,13 +271,8 @@ func refusalRows() []refusalRow {
 		// (timeouts.request_body) or a broken chunked encoding.
 		{"request body past its deadline", 408, "request body too slow", withBody(os.ErrDeadlineExceeded)},
 		{"request body broken", 400, "invalid request body", withBody(io.ErrUnexpectedEOF)},
-		{"back end refuses connections", 502, "back end unavailable", func(t *testing.T) (*Proxy, *syncBuffer, *http.Request) {
-			store := session.NewMemory()
-			t.Cleanup(func() { store.Close() })
-			p, logs := refusalFrontEnd(t, closedPort(t), plainVP, store)
-			return p, logs, clientRequest("GET", "/vp/hub/", "Cookie", "X-Qlik-Session-vp-HTTP="+addSession(t, store, "vp"))
-		}},
-		{"every back end down", 503, "no back end available", func(t *testing.T) (*Proxy, *syncBuffer, *http.Request) {
+		{"back end refuses connections", 502, "back end unavailable", withSessionAt(closedPort, plainVP, "GET", "/vp/hub/")},
+		{"every back end down", 503, "no back end available", func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
 			store := session.NewMemory()
 			t.Cleanup(func() { store.Close() })
 			p, logs := refusalFrontEnd(t, closedPort(t), plainVP, store)
@@ -271,24 +282,12 @@ func refusalRows() []refusalRow {
 			if w.Code != http.StatusBadGateway {
 				t.Fatalf("first request: %d, want 502", w.Code)
 			}
-			logs.mu.Lock()
-			logs.b.Reset()
-			logs.mu.Unlock()
+			logs.reset()
 			return p, logs, clientRequest("GET", "/vp/hub/", "Cookie", cookie)
 		}},
-		{"back end answers garbage", 502, "back end failed", func(t *testing.T) (*Proxy, *syncBuffer, *http.Request) {
-			store := session.NewMemory()
-			t.Cleanup(func() { store.Close() })
-			p, logs := refusalFrontEnd(t, rawAnswerBackend(t, "SMTP ready\r\n\r\n"), plainVP, store)
-			return p, logs, clientRequest("GET", "/vp/hub/", "Cookie", "X-Qlik-Session-vp-HTTP="+addSession(t, store, "vp"))
-		}},
-		{"back end answer head too large", 502, "back end answer refused", func(t *testing.T) (*Proxy, *syncBuffer, *http.Request) {
-			store := session.NewMemory()
-			t.Cleanup(func() { store.Close() })
-			huge := "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", maxResponseHeadBytes) + "\r\nContent-Length: 0\r\n\r\n"
-			p, logs := refusalFrontEnd(t, rawAnswerBackend(t, huge), plainVP, store)
-			return p, logs, clientRequest("GET", "/vp/hub/", "Cookie", "X-Qlik-Session-vp-HTTP="+addSession(t, store, "vp"))
-		}},
+		{"back end answers garbage", 502, "back end failed", withSessionAt(answering("SMTP ready\r\n\r\n"), plainVP, "GET", "/vp/hub/")},
+		{"back end answer head too large", 502, "back end answer refused", withSessionAt(
+			answering("HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("a", maxResponseHeadBytes)+"\r\nContent-Length: 0\r\n\r\n"), plainVP, "GET", "/vp/hub/")},
 	}
 }
 
@@ -326,8 +325,8 @@ func TestFrontendRefusals(t *testing.T) {
 						t.Errorf("Content-Length %q for %d bytes", cl, w.Body.Len())
 					}
 				}
-				if n := strings.Count(logs.String(), "event=frontend.rejected"); n != 1 {
-					t.Errorf("%d frontend.rejected log lines, want 1:\n%s", n, logs)
+				if n, all := logs.events("frontend.rejected"); n != 1 {
+					t.Errorf("%d frontend.rejected log lines, want 1: %q", n, all)
 				}
 			})
 		}
