@@ -51,7 +51,9 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// deadline, reads fail and the handler answers or gives up.
 		http.NewResponseController(w).SetReadDeadline(time.Now().Add(g.bodyTimeout))
 	}
-	if upgrade && g.metrics != nil {
+	// Only websockets are counted as such: the front end refuses other
+	// upgrades (h2c) as it refuses any other request shape.
+	if upgrade && g.metrics != nil && strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket") {
 		g.metrics.WebsocketOpened()
 		defer g.metrics.WebsocketClosed()
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/openqps/openqps/internal/config"
 	"github.com/openqps/openqps/internal/metrics"
 	"github.com/openqps/openqps/internal/qpsapi"
@@ -79,4 +81,39 @@ func TestGuardLogsAnAPIPanicWithoutTheSessionID(t *testing.T) {
 	if !strings.Contains(logs.String(), "handler panicked") || strings.Contains(logs.String(), id) {
 		t.Errorf("panic log %q: want the panic logged without the session id", logs.String())
 	}
+}
+
+// TestGuardCountsOnlyWebsocketUpgrades: an upgrade to anything else (h2c)
+// is a request the front end refuses, not a websocket requested.
+func TestGuardCountsOnlyWebsocketUpgrades(t *testing.T) {
+	m := metrics.New([]string{"vp"})
+	g := &guard{log: quietLog(), frontend: true, metrics: m,
+		next: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadRequest) })}
+	for upgrade, want := range map[string]float64{"h2c": 0, "websocket": 1} {
+		before := websocketsRequested(t, m)
+		r := httptest.NewRequest(http.MethodGet, "/vp/app/", nil)
+		r.Header.Set("Upgrade", upgrade)
+		r.Header.Set("Connection", "Upgrade")
+		g.ServeHTTP(httptest.NewRecorder(), r)
+		if got := websocketsRequested(t, m) - before; got != want {
+			t.Errorf("Upgrade: %s counted %v websockets, want %v", upgrade, got, want)
+		}
+	}
+}
+
+func websocketsRequested(t *testing.T, m *metrics.Registry) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "openqps_websockets_total" {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatal("no openqps_websockets_total")
+	return 0
 }
