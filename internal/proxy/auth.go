@@ -13,7 +13,10 @@ import (
 // loginPipeline is a virtual proxy's login methods, in the order
 // authenticate asks them (see loginMethod).
 type loginPipeline struct {
-	ticket, cookie loginMethod
+	// ticket and cookie are every virtual proxy's, called by their
+	// concrete types: the cookie is on every request's path.
+	ticket ticketLogin
+	cookie cookieLogin
 	// method is the authentication_method's; nil for "ticket".
 	method loginMethod
 	// taker is method when it is a credentialTaker.
@@ -21,6 +24,12 @@ type loginPipeline struct {
 	// anonymous is nil when anonymous_access is none.
 	anonymous loginMethod
 }
+
+var (
+	_ loginMethod = ticketLogin{}
+	_ loginMethod = cookieLogin{}
+	_ loginMethod = anonymousLogin{}
+)
 
 // newLoginPipeline makes the login methods of vp.
 func newLoginPipeline(p *Proxy, vp *virtualProxy) (loginPipeline, error) {
