@@ -150,8 +150,8 @@ func identity(s session.Session) verdict { return verdict{kind: identified, sess
 
 // refusal is the verdict that the request's credential is refused, with
 // status, a short error and a reason that tells the caller what to fix.
-func refusal(status int, error, reason string) verdict {
-	return verdict{kind: refused, status: status, error: error, reason: reason}
+func refusal(status int, msg, reason string) verdict {
+	return verdict{kind: refused, status: status, error: msg, reason: reason}
 }
 
 // redirect is the verdict that answers with a redirect to location.
