@@ -1,6 +1,6 @@
 # Targets a newcomer expects. `make run` and `make test` are the README's
 # two commands.
-.PHONY: run build test unit lint bench bench-go interop fuzz
+.PHONY: run build test unit lint bench bench-go interop fuzz release image
 
 run:
 	go run ./cmd/openqps serve
@@ -30,3 +30,13 @@ fuzz:
 
 bench:
 	bench/run.sh
+
+# Cross-compiled binaries for linux/amd64, linux/arm64, windows/amd64 and
+# darwin/arm64 in dist/, with SHA256SUMS; VERSION=v1.2.3 make release.
+release:
+	scripts/release.sh
+
+# The container image (FROM scratch, see Containerfile) with podman, or
+# docker where that is what exists; IMAGE=name:tag to name it.
+image:
+	scripts/image.sh

@@ -24,6 +24,7 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), reloadCommand(), certsCommand(), sessionCommand(), userCommand(), ticketCommand())
+	root.AddCommand(serveCommand(), reloadCommand(), versionCommand(), healthcheckCommand(), certsCommand(), sessionCommand(), userCommand(), ticketCommand())
+	root.AddCommand(platformCommands()...)
 	return root
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -64,11 +62,8 @@ way a rejected reload exits with status 1 and says why.`,
 			}
 			statusFile := reloadStatusFile(pidFile)
 			before, _ := readReloadStatus(statusFile)
-			if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
-				if errors.Is(err, syscall.ESRCH) {
-					return fmt.Errorf("no process %d (stale pid file %s): is openqps running?", pid, pidFile)
-				}
-				return fmt.Errorf("signal process %d: %w", pid, err)
+			if err := signalReload(pid, pidFile); err != nil {
+				return err
 			}
 			st, err := awaitReload(statusFile, pid, before)
 			if err != nil {

@@ -11,13 +11,13 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/openqps/openqps/internal/config"
 	"github.com/openqps/openqps/internal/demo"
 	"github.com/openqps/openqps/internal/gcpace"
+	"github.com/openqps/openqps/internal/sdnotify"
 	"github.com/openqps/openqps/internal/server"
 )
 
@@ -59,10 +59,17 @@ func serveCommand() *cobra.Command {
 				}
 				defer stopProfile()
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signal.NotifyContext(cmd.Context(), stopSignals...)
 			defer stop()
+			ctx, serviceFinished, err := asService(ctx)
+			if err != nil {
+				return fmt.Errorf("windows service: %w", err)
+			}
+			defer serviceFinished()
 			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
+			if len(reloadSignals) > 0 {
+				signal.Notify(hup, reloadSignals...)
+			}
 			defer signal.Stop(hup)
 			srv, err := server.Start(ctx, server.Options{Config: cfg, Log: log, LogLevel: logLevel, ConfigFile: configFile, DataDir: dataDir, Local: local})
 			if err != nil {
@@ -83,6 +90,7 @@ func serveCommand() *cobra.Command {
 				defer os.Remove(reloadStatusFile(pidFile))
 			}
 			status := reloadStatus{PID: os.Getpid()}
+			notify(log, sdnotify.Ready)
 		serving:
 			for {
 				select {
@@ -91,6 +99,7 @@ func serveCommand() *cobra.Command {
 				case err = <-srv.Err():
 					break serving
 				case <-hup:
+					notify(log, sdnotify.Reloading)
 					status.Seq++
 					status.OK, status.Error = true, ""
 					if err := srv.ReloadFile(); err != nil {
@@ -101,8 +110,10 @@ func serveCommand() *cobra.Command {
 					if err := writeReloadStatus(reloadStatusFile(pidFile), status); err != nil {
 						log.Warn("cannot write the reload status; openqps reload will not learn the result", "err", err)
 					}
+					notify(log, sdnotify.Ready)
 				}
 			}
+			notify(log, sdnotify.Stopping)
 			timeout := srv.CurrentConfig().Frontend.ShutdownTimeout
 			log.Info("shutting down", "event", "shutdown", "timeout", timeout)
 			shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -119,6 +130,14 @@ func serveCommand() *cobra.Command {
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown (for go tool pprof)")
 	cmd.Flags().MarkHidden("cpuprofile")
 	return cmd
+}
+
+// notify tells systemd the state when it started openqps as a
+// Type=notify service; a failure is logged, never fatal.
+func notify(log *slog.Logger, state string) {
+	if _, err := sdnotify.Notify(state); err != nil {
+		log.Warn("cannot notify systemd", "state", state, "err", err)
+	}
 }
 
 // startCPUProfile profiles the process until the returned function runs.
