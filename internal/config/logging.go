@@ -1,9 +1,21 @@
 package config
 
+import "strings"
+
 // Log configures logging.
 type Log struct {
-	Level  string `yaml:"level"`  // debug | info | warn | error
-	Format string `yaml:"format"` // text | json
+	Level  string  `yaml:"level"`  // debug | info | warn | error
+	Format string  `yaml:"format"` // text | json
+	Qlik   QlikLog `yaml:"qlik"`
+}
+
+// QlikLog writes the audit events also as Qlik Sense Proxy Service's
+// AuditActivity and AuditSecurity logs (tab-separated, Qlik's fields),
+// for Qlik's monitoring apps and SIEM parsers built on QPS's files.
+type QlikLog struct {
+	Dir       string `yaml:"dir"`         // where the files go; empty: off
+	Hostname  string `yaml:"hostname"`    // <MachineName> in file names and rows; default the host's name
+	MaxFileMB int    `yaml:"max_file_mb"` // a file is rolled before it passes this size (and daily); default 10
 }
 
 func (l *Log) setDefaults() {
@@ -12,6 +24,9 @@ func (l *Log) setDefaults() {
 	}
 	if l.Format == "" {
 		l.Format = "text"
+	}
+	if l.Qlik.MaxFileMB == 0 {
+		l.Qlik.MaxFileMB = 10
 	}
 }
 
@@ -25,6 +40,12 @@ func (v *validator) log(l *Log) {
 	case "text", "json":
 	default:
 		v.fail("log.format", "use text or json")
+	}
+	if l.Qlik.MaxFileMB < 1 {
+		v.fail("log.qlik.max_file_mb", "must be at least 1 (megabytes)")
+	}
+	if strings.ContainsAny(l.Qlik.Hostname, `/\:*?"<>|`+"\t\r\n") {
+		v.fail("log.qlik.hostname", "is part of the file names: use a plain host name")
 	}
 }
 

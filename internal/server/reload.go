@@ -140,6 +140,7 @@ func restartOnly(a, b *config.Config) []string {
 		{"audit", a.Audit, b.Audit},
 		{"timeouts", a.Timeouts, b.Timeouts},
 		{"log.format", a.Log.Format, b.Log.Format},
+		{"log.qlik", a.Log.Qlik, b.Log.Qlik},
 	} {
 		if !reflect.DeepEqual(f.a, f.b) {
 			changed = append(changed, f.key)

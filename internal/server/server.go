@@ -25,6 +25,7 @@ import (
 	"github.com/openqps/openqps/internal/metrics"
 	"github.com/openqps/openqps/internal/pki"
 	"github.com/openqps/openqps/internal/proxy"
+	"github.com/openqps/openqps/internal/qliklog"
 	"github.com/openqps/openqps/internal/qpsapi"
 	"github.com/openqps/openqps/internal/rawsock"
 	"github.com/openqps/openqps/internal/session"
@@ -91,8 +92,9 @@ type Server struct {
 	wg         sync.WaitGroup
 	errs       chan error
 
-	auditFile      *os.File     // audit.file, when set
-	auditOnly      *slog.Logger // writes to the audit log only
+	auditFile      *os.File      // audit.file, when set
+	qlikLogs       *qliklog.Logs // log.qlik, when set
+	auditOnly      *slog.Logger  // writes to the audit log only
 	stopWatch      context.CancelFunc
 	listenerFailed atomic.Bool
 }
@@ -258,6 +260,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.wg.Wait()
 	if s.auditFile != nil {
 		errs = append(errs, s.auditFile.Close())
+	}
+	if s.qlikLogs != nil {
+		errs = append(errs, s.qlikLogs.Close())
 	}
 	if s.Frontend != nil {
 		s.Frontend.Close()

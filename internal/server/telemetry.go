@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -9,11 +10,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/openqps/openqps/internal/audit"
 	"github.com/openqps/openqps/internal/metrics"
+	"github.com/openqps/openqps/internal/qliklog"
 	"github.com/openqps/openqps/internal/session"
+	"github.com/openqps/openqps/internal/version"
 )
 
 // openAudit routes the process log through the audit handler: audit
@@ -48,7 +52,60 @@ func (s *Server) openAudit(opts Options, log *slog.Logger) (*slog.Logger, error)
 	}
 	h := audit.NewHandler(log.Handler(), out, s.Metrics.Event)
 	s.auditOnly = h.AuditOnly()
-	return slog.New(h), nil
+	if s.Config.Log.Qlik.Dir == "" {
+		return slog.New(h), nil
+	}
+	logs, err := s.openQlikLogs()
+	if err != nil {
+		return nil, err
+	}
+	s.qlikLogs = logs
+	return slog.New(logs.Handler(h)), nil
+}
+
+// openQlikLogs opens log.qlik's AuditActivity and AuditSecurity files.
+// Their hashes are keyed by a salt kept in <data_dir>/qliklog.salt, so a
+// session keeps its ProxySessionId across restarts and the files cannot
+// be joined to the audit log's hashes without the data directory.
+func (s *Server) openQlikLogs() (*qliklog.Logs, error) {
+	q := s.Config.Log.Qlik
+	host := q.Hostname
+	if host == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("log.qlik.hostname: the host name is unknown (%w): set it", err)
+		}
+		host = h
+	}
+	salt, err := loadSalt(filepath.Join(s.Config.DataDir, "qliklog.salt"))
+	if err != nil {
+		return nil, fmt.Errorf("log.qlik: %w", err)
+	}
+	logs, err := qliklog.Open(qliklog.Options{Dir: q.Dir, Hostname: host, ProductVersion: version.Get().Version,
+		Salt: salt, MaxFileBytes: int64(q.MaxFileMB) << 20})
+	if err != nil {
+		return nil, fmt.Errorf("log.qlik.dir: %w", err)
+	}
+	return logs, nil
+}
+
+// loadSalt reads the salt in path, creating it (32 random bytes, mode
+// 0600) the first time.
+func loadSalt(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 16 {
+		return b, nil
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	salt := make([]byte, 32)
+	rand.Read(salt)
+	if err := os.WriteFile(path, salt, 0o600); err != nil {
+		return nil, err
+	}
+	return salt, nil
 }
 
 // startTelemetry opens the metrics listener (metrics.listen: /metrics,
