@@ -18,6 +18,10 @@ need() { # need BINARY DEBIAN-PACKAGE
   fi
 }
 need redis-server redis-server
+# The container test (e2e/container_test.go) builds and runs the image
+# with podman; runc, since crun fails on machines like CI's.
+need podman podman
+need runc runc
 
 echo "== go vet"
 go vet ./...
