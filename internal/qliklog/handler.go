@@ -82,8 +82,12 @@ func (h *handler) WithGroup(name string) slog.Handler {
 	return &c
 }
 
-// write turns r into its rows, if r is an event that has any.
+// write turns r into its rows, if r is an event that has any. Records
+// that are not (most) cost one scan of their attributes.
 func (h *handler) write(r slog.Record) error {
+	if _, ok := events[h.event(r)]; !ok {
+		return nil
+	}
 	a := map[string]string{}
 	for _, at := range h.attrs {
 		a[at.Key] = at.Value.String()
@@ -94,15 +98,31 @@ func (h *handler) write(r slog.Record) error {
 			return true
 		})
 	}
-	rows, ok := events[a["event"]]
-	if !ok {
-		return nil
-	}
 	var err error
-	for _, rw := range rows {
+	for _, rw := range events[a["event"]] {
 		err = errors.Join(err, h.logs.writeRow(r, rw, a))
 	}
 	return err
+}
+
+// event is the record's "event" attribute.
+func (h *handler) event(r slog.Record) string {
+	var event string
+	for _, at := range h.attrs {
+		if at.Key == "event" {
+			event = at.Value.String()
+		}
+	}
+	if !h.grouped {
+		r.Attrs(func(at slog.Attr) bool {
+			if at.Key == "event" {
+				event = at.Value.String()
+				return false
+			}
+			return true
+		})
+	}
+	return event
 }
 
 // writeRow fills the fields of one row from the record's attributes.

@@ -228,3 +228,14 @@ func TestValuesStayInTheirColumn(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestAttributesFromWithCountAndGroupsDoNot(t *testing.T) {
+	c := &clock{t: time.Now()}
+	l, log := open(t, c, 0)
+	log.With("vp", "sales", "user_directory", "D").Info("session added", "event", "session.added", "user_id", "U")
+	log.WithGroup("request").Info("not an event of ours", "event", "session.added", "user_id", "V")
+	_, rows := parse(t, l.ActivityPath())
+	if len(rows) != 1 || rows[0]["VirtualProxy"] != "sales" || rows[0]["UserDirectory"] != "D" || rows[0]["UserId"] != "U" {
+		t.Fatalf("rows %v, want one for sales D\\U", rows)
+	}
+}
