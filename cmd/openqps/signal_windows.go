@@ -10,7 +10,7 @@ import (
 // signalReload cannot signal on Windows, which has no SIGHUP: a reload
 // goes through the trusted API there.
 func signalReload(int, string) error {
-	return errors.New("Windows has no SIGHUP: reload through the trusted API with --api https://localhost:4243 --certs <data_dir>/certs")
+	return errors.New("no SIGHUP on Windows: reload through the trusted API with --api https://localhost:4243 --certs <data_dir>/certs")
 }
 
 // stopSignals end openqps serve: Ctrl-C (a service stops through the
