@@ -164,6 +164,7 @@ virtual_proxies:
 	if err != nil {
 		t.Fatal(err)
 	}
+	testTransport(cfg)
 	if edit != nil {
 		edit(cfg)
 	}

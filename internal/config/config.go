@@ -3,7 +3,7 @@
 // Errors name the offending key and its line in the file.
 //
 // Each section lives in the file named after it (listeners.go, store.go,
-// logging.go, metrics.go, timeouts.go, virtualproxy.go, with a virtual
+// logging.go, metrics.go, timeouts.go, transport.go, virtualproxy.go, with a virtual
 // proxy's login settings in auth.go and its forwarding in
 // forwarding.go) and has two steps, as Caddy's Provision and Validate:
 // a method that fills its defaults, then one that checks it. finish runs
@@ -31,6 +31,7 @@ type Config struct {
 	Metrics        Metrics        `yaml:"metrics"`
 	Audit          Audit          `yaml:"audit"`
 	Timeouts       Timeouts       `yaml:"timeouts"`
+	Transport      Transport      `yaml:"transport"`
 	VirtualProxies []VirtualProxy `yaml:"virtual_proxies"`
 }
 
@@ -106,6 +107,7 @@ func (c *Config) finish(root *yaml.Node) error {
 	c.Sessions.setDefaults()
 	c.Log.setDefaults()
 	c.Timeouts.setDefaults()
+	c.Transport.setDefaults()
 
 	v := validator{root: root}
 	v.frontend(&c.Frontend)
@@ -115,6 +117,7 @@ func (c *Config) finish(root *yaml.Node) error {
 	v.sessions(&c.Sessions)
 	v.log(&c.Log)
 	v.timeouts(&c.Timeouts)
+	v.transport(&c.Transport)
 	v.metrics(c)
 	v.virtualProxies(c.VirtualProxies)
 	return v.err()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/upstream"
 )
 
 // Back ends are watched two ways. Passively: a node that refuses a
@@ -88,7 +89,7 @@ func checkNode(ctx context.Context, client *http.Client, prefix string, n *node,
 // rather than the request.
 func unreachable(err error) bool {
 	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, errUpstreamClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+	return errors.As(err, &ne) || errors.Is(err, upstream.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // dialFailed reports whether err happened before anything was sent: the

@@ -20,6 +20,7 @@ import (
 	"github.com/openqps/openqps/internal/config"
 	"github.com/openqps/openqps/internal/metrics"
 	"github.com/openqps/openqps/internal/session"
+	"github.com/openqps/openqps/internal/upstream"
 )
 
 // Options are the parts of a Proxy that are not configuration.
@@ -77,7 +78,7 @@ type Proxy struct {
 	routes atomic.Pointer[routes]
 
 	mu        sync.Mutex // serialises SetConfig and Close; guards upstreams
-	upstreams map[upstreamKey]*upstream
+	upstreams map[upstream.Options]*upstream.Transport
 
 	tunnels   tunnelSet          // open websockets
 	stopWatch context.CancelFunc // ends watchSessions and recordActivity
@@ -150,25 +151,18 @@ func (p *Proxy) Close() {
 	}
 }
 
-// upstreamKey tells apart the upstream clients of virtual proxies with
-// different back-end timeouts.
-type upstreamKey struct{ connect, response time.Duration }
-
-// upstreamFor returns the upstream client with the given timeouts, shared
-// by every virtual proxy that has them and kept across reloads, so a
-// reload does not drop the pooled connections. p.mu is held.
-func (p *Proxy) upstreamFor(connect, response time.Duration) *upstream {
-	k := upstreamKey{connect, response}
-	if u := p.upstreams[k]; u != nil {
+// upstreamFor returns the upstream transport with the given options,
+// shared by every virtual proxy that has them and kept across reloads, so
+// a reload does not drop the pooled connections. p.mu is held.
+func (p *Proxy) upstreamFor(o upstream.Options) *upstream.Transport {
+	if u := p.upstreams[o]; u != nil {
 		return u
 	}
 	if p.upstreams == nil {
-		p.upstreams = map[upstreamKey]*upstream{}
+		p.upstreams = map[upstream.Options]*upstream.Transport{}
 	}
-	u := newUpstream()
-	u.dialer.Timeout = connect
-	u.responseTimeout = response
-	p.upstreams[k] = u
+	u := upstream.New(o)
+	p.upstreams[o] = u
 	return u
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/openqps/openqps/internal/session"
 	"github.com/openqps/openqps/internal/session/redis"
 	"github.com/openqps/openqps/internal/session/redis/redistest"
+	"github.com/openqps/openqps/internal/upstream"
 )
 
 // refusalLog is the log of a front end under test: it keeps each
@@ -287,7 +288,7 @@ func refusalRows() []refusalRow {
 		}},
 		{"back end answers garbage", 502, "back end failed", withSessionAt(answering("SMTP ready\r\n\r\n"), plainVP, "GET", "/vp/hub/")},
 		{"back end answer head too large", 502, "back end answer refused", withSessionAt(
-			answering("HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("a", maxResponseHeadBytes)+"\r\nContent-Length: 0\r\n\r\n"), plainVP, "GET", "/vp/hub/")},
+			answering("HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("a", upstream.MaxResponseHeadBytes)+"\r\nContent-Length: 0\r\n\r\n"), plainVP, "GET", "/vp/hub/")},
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/upstream"
 )
 
 // routes is the configuration as the request path uses it, built once per
@@ -46,7 +47,7 @@ type virtualProxy struct {
 	// for the HTTPS one.
 	cookieNameHTTP string
 	pool           *pool
-	upstream       *upstream // pooled connections, with the virtual proxy's timeouts
+	upstream       *upstream.Transport // pooled connections, with the virtual proxy's timeouts
 	// responseHeaders are the additional_response_headers, canonical
 	// names, ready to copy into every response.
 	responseHeaders http.Header
@@ -87,7 +88,8 @@ func newRoutes(cfg *config.Config, p *Proxy, old *routes) (*routes, error) {
 			}
 			rt.credentialHeaders[http.CanonicalHeaderKey(name)] = true
 		}
-		vp.upstream = p.upstreamFor(c.Proxying.BackendConnectTimeout, c.Proxying.BackendResponseTimeout)
+		vp.upstream = p.upstreamFor(upstream.Options{Kind: upstream.Kind(cfg.Transport.Upstream), RawSockets: cfg.Transport.RawSockets == config.On,
+			ConnectTimeout: c.Proxying.BackendConnectTimeout, ResponseTimeout: c.Proxying.BackendResponseTimeout})
 		if old != nil {
 			vp.pool.inherit(old.vpByPrefix(c.Prefix))
 		}

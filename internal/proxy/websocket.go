@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/openqps/openqps/internal/session"
+	"github.com/openqps/openqps/internal/upstream"
 )
 
 // A websocket is proxied as a tunnel of its own, not through
@@ -48,7 +49,7 @@ type tunnel struct {
 	prefix, sessionID string
 	anonymous         bool // its session is anonymous, not in the store
 	client            net.Conn
-	backend           *upgradedConn
+	backend           *upstream.Upgraded
 	// framed is true when the back end completed a real RFC 6455
 	// handshake; only then are its frames parsed (and a notice possible).
 	framed bool
@@ -88,7 +89,7 @@ func endFor(kind session.EventKind) *tunnelEnd {
 // until either side closes or openqps ends it. It returns an error only
 // when nothing was written to the client yet.
 func (p *Proxy) tunnelWebsocket(rq *request, resp *http.Response) error {
-	backend, ok := resp.Body.(*upgradedConn)
+	backend, ok := resp.Body.(*upstream.Upgraded)
 	if !ok || !isWebsocket(rq.r) || !strings.EqualFold(resp.Header.Get("Upgrade"), "websocket") {
 		resp.Body.Close()
 		return errors.Join(errBackend, errors.New("the back end switched to a protocol the client did not ask for"))
@@ -113,10 +114,7 @@ func (p *Proxy) tunnelWebsocket(rq *request, resp *http.Response) error {
 	}
 
 	h := rq.w.Header() // the session cookie of a redeemed ticket, additional headers
-	removeHopHeaders(resp.Header)
-	for k, vv := range resp.Header {
-		addBackendHeader(h, k, vv, false)
-	}
+	upstream.CopyFields(h, resp.Header)
 	rq.vp.addResponseHeaders(rq.w)
 	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n")
 	h.Write(brw)
@@ -199,9 +197,9 @@ func (t *tunnel) backendToClient(w *bufio.Writer) {
 	var fc frameCopier
 	var err error
 	if t.framed {
-		err = fc.copy(w, t.backend.br, &t.active)
+		err = fc.copy(w, t.backend.Reader, &t.active)
 	} else {
-		err = copyRaw(w, t.backend.br, &t.active)
+		err = copyRaw(w, t.backend.Reader, &t.active)
 		fc.boundary = false // no frames: no place for a notice
 	}
 	e := t.ending.Load()

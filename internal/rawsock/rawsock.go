@@ -18,27 +18,18 @@
 // deadline) still goes through Go's network poller, so deadlines, Close
 // and concurrent readers and writers behave as with a net.TCPConn.
 //
-// Conn.Ask writes a request and waits for its answer in one read of the
-// poller, which saves the read system call that would find the socket
-// still empty (see its comment); the proxy's back-end connections use it.
-//
 // Quiet tells, without waiting or consuming anything, whether an idle
 // connection has received bytes or a close: the proxy checks each pooled
 // back-end connection with it before reusing it. It works on every Unix
 // (one non-blocking peek), and with raw calls off.
 //
-// Only Linux gets raw calls; elsewhere, and when the environment has
-// OPENQPS_RAWSOCK=off (to compare, or should a kernel misbehave), Wrap and
-// Listener change nothing.
+// Only Linux gets raw calls; elsewhere Wrap and Listener change nothing.
+// Whether to use them at all is the caller's choice: openqps's
+// configuration has transport.raw_sockets (on by default), to compare, or
+// should a kernel or a Go release misbehave with them.
 package rawsock
 
-import (
-	"net"
-	"os"
-)
-
-// enabled is false when OPENQPS_RAWSOCK=off.
-var enabled = os.Getenv("OPENQPS_RAWSOCK") != "off"
+import "net"
 
 // Listener wraps the connections of a TCP listener with Wrap.
 type Listener struct{ net.Listener }

@@ -16,7 +16,6 @@ type Conn struct {
 	*net.TCPConn
 	raw         syscall.RawConn
 	read, write call
-	ask         ask
 	peek        peek
 	peekFn      func(fd uintptr) // peek.attempt, bound once
 }
@@ -37,7 +36,7 @@ type call struct {
 // otherwise.
 func Wrap(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
-	if !ok || !enabled {
+	if !ok {
 		return c
 	}
 	raw, err := tc.SyscallConn()
@@ -47,7 +46,6 @@ func Wrap(c net.Conn) net.Conn {
 	rc := &Conn{TCPConn: tc, raw: raw}
 	rc.read.trap, rc.read.fn = syscall.SYS_READ, rc.read.attempt
 	rc.write.trap, rc.write.fn = syscall.SYS_WRITE, rc.write.attempt
-	rc.ask.write, rc.ask.fn = &rc.write, rc.ask.attempt
 	rc.peekFn = rc.peek.attempt
 	return rc
 }
@@ -104,67 +102,6 @@ func (c *Conn) quiet() bool {
 		return false // closed
 	}
 	return c.peek.quiet
-}
-
-// Ask writes p, a request whose answer the caller reads next, and
-// returns once something can be read: the answer began to arrive, the
-// peer closed, or a deadline passed. It saves the read system call that
-// Read makes first and that, just after a request went out, finds the
-// socket empty: a back end on the same machine has not run yet, one
-// across the network is a round trip away.
-//
-// A Read resets the poller's record of readiness before it reads, so
-// only the read system call itself can tell that bytes arrived earlier.
-// Ask writes after that reset, inside the read it waits in: whatever
-// arrives in answer to p wakes it. Bytes that arrived before p was
-// written are not seen, and neither is a close: a full close is no harm,
-// since p then draws a reset, which wakes Ask, but a peer that only shut
-// down its sending side and reads on leaves Ask waiting until a deadline.
-// The caller must know neither happened: Ask is for the first write of a
-// request, on a connection whose last answer was read to its end moments
-// ago.
-//
-// When the socket buffer takes only part of p, Ask returns how much it
-// took without waiting, and the caller writes the rest with Write.
-func (c *Conn) Ask(p []byte) (int, error) {
-	c.write.mu.Lock()
-	defer c.write.mu.Unlock()
-	c.read.mu.Lock()
-	defer c.read.mu.Unlock()
-	w := &c.write
-	w.buf, w.n, w.errno = p, 0, 0
-	c.ask.sent = false
-	err := c.raw.Read(c.ask.fn)
-	n, errno := w.n, w.errno
-	w.buf = nil
-	switch {
-	case errno != 0:
-		return n, c.opError("write", os.NewSyscallError("write", errno))
-	case err != nil:
-		return n, c.opError("read", err)
-	}
-	return n, nil
-}
-
-// ask is the state of an Ask.
-type ask struct {
-	write *call
-	sent  bool // the request is out: the next call is a wake-up
-	fn    func(fd uintptr) bool
-}
-
-// attempt writes the request on the first call and asks the poller to
-// wait; a second call means the socket became readable. A full socket
-// or a failed write ends the Ask at once.
-func (a *ask) attempt(fd uintptr) bool {
-	if a.sent {
-		return true
-	}
-	if !a.write.attempt(fd) || a.write.errno != 0 {
-		return true
-	}
-	a.sent = true
-	return false
 }
 
 // attempt moves bytes between buf and the socket: a read once, a write

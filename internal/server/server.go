@@ -187,17 +187,24 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	feTLS := s.Certs.ServerTLS()
 	feHandler := &guard{next: s.Frontend, log: log, listener: "front end", bodyTimeout: cfg.Timeouts.RequestBody,
 		metrics: s.Metrics, frontend: true}
-	// The front end's connections carry every proxied request: their
-	// reads and writes skip the scheduler's system-call bookkeeping
-	// (rawsock explains why and what it saves).
-	s.serve(&http.Server{Handler: feHandler, TLSConfig: feTLS}, tls.NewListener(rawsock.Listener{Listener: feLn}, feTLS), "front end")
+	// The front end's connections carry every proxied request: with
+	// transport.raw_sockets on, their reads and writes skip the
+	// scheduler's system-call bookkeeping (rawsock explains why and what
+	// it saves).
+	if cfg.Transport.RawSockets == config.On {
+		feLn = rawsock.Listener{Listener: feLn}
+		if httpLn != nil {
+			httpLn = rawsock.Listener{Listener: httpLn}
+		}
+	}
+	s.serve(&http.Server{Handler: feHandler, TLSConfig: feTLS}, tls.NewListener(feLn, feTLS), "front end")
 	if httpLn != nil {
-		s.serve(&http.Server{Handler: feHandler}, rawsock.Listener{Listener: httpLn}, "plain-HTTP front end")
+		s.serve(&http.Server{Handler: feHandler}, httpLn, "plain-HTTP front end")
 		log.Info("plain-HTTP front end listening", "addr", "http://"+displayAddr(s.HTTPAddr))
 	}
 
 	log.Info("openqps started", "frontend", "https://"+displayAddr(s.FrontendAddr), "api", "https://"+displayAddr(s.APIAddr),
-		"store", cfg.Store.Type, "virtual_proxies", len(cfg.VirtualProxies))
+		"store", cfg.Store.Type, "virtual_proxies", len(cfg.VirtualProxies), "upstream_transport", cfg.Transport.Upstream, "raw_sockets", cfg.Transport.RawSockets)
 	return s, nil
 }
 

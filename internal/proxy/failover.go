@@ -4,19 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strings"
-	"sync"
 
-	"github.com/openqps/openqps/internal/session"
+	"github.com/openqps/openqps/internal/upstream"
 )
-
-// copyBuffers recycles the 32 KB buffers response bodies are copied
-// through; without it every proxied response allocates one. It holds
-// array pointers, so putting one back allocates nothing either.
-var copyBuffers = sync.Pool{New: func() any { return new([copyBufferSize]byte) }}
-
-const copyBufferSize = 32 << 10
 
 // forward sends an authenticated request to a back end of its virtual
 // proxy, chosen by its load-balancing policy among the healthy ones. A
@@ -40,8 +30,8 @@ func (p *Proxy) forward(rq *request) {
 		if err == nil || rq.r.Context().Err() != nil {
 			return // done, or the client went away
 		}
-		if refused := (*answerRefused)(nil); errors.As(err, &refused) { // one log line: reject's
-			p.reject(rq, http.StatusBadGateway, "back end answer refused", "the back end's answer was refused: "+refused.detail)
+		if refused := (*upstream.AnswerRefused)(nil); errors.As(err, &refused) { // one log line: reject's
+			p.reject(rq, http.StatusBadGateway, "back end answer refused", "the back end's answer was refused: "+refused.Detail)
 			return
 		}
 		p.log.Error("back end failed", "event", "backend.error", "vp", rq.vp.cfg.Prefix, "backend", n.url.Host, "err", err)
@@ -102,57 +92,3 @@ func (p *Proxy) noBackend(rq *request, triedSome bool) {
 	p.reject(rq, http.StatusServiceUnavailable, "no back end available",
 		fmt.Sprintf("every back end of virtual proxy %q is down; retry shortly", rq.vp.cfg.Prefix))
 }
-
-func singleJoin(base, p string) string {
-	if base == "" || base == "/" {
-		return p
-	}
-	return strings.TrimSuffix(base, "/") + p
-}
-
-// headerEscape URL-encodes a value for X-Qlik-User and X-Qlik-Security as
-// QPS does (UTF-8, percent-encoded), so that "; " or "=" inside a value
-// cannot forge another field.
-func headerEscape(v string) string {
-	return strings.ReplaceAll(url.QueryEscape(v), "+", "%20")
-}
-
-// userHeader is the X-Qlik-User value: UserDirectory=<d>; UserId=<u>.
-func userHeader(s session.Session) string {
-	return "UserDirectory=" + headerEscape(s.UserDirectory) + "; UserId=" + headerEscape(s.UserID)
-}
-
-// securityHeader is the X-Qlik-Security value carrying the session's
-// attributes: SecureRequest=true; Context=AppAccess; Group=Sales; ...
-// openqps's own fields come first and are the only ones of their names:
-// an attribute that would read as one of them (session.ReservedAttribute)
-// is renamed with reservedAttributePrefix. The session API refuses such
-// attributes; this covers those that arrive another way (a JWT claim
-// mapped to that name, a session stored by an older openqps).
-func securityHeader(s session.Session) string {
-	const head = "SecureRequest=true; Context=AppAccess;"
-	n := len(head)
-	for _, a := range s.Attributes {
-		n += len(a.Key) + len(a.Value) + 3
-	}
-	var b strings.Builder
-	b.Grow(n) // exact unless a value needs escaping or renaming
-	b.WriteString(head)
-	for _, a := range s.Attributes {
-		b.WriteByte(' ')
-		if session.ReservedAttribute(a.Key) {
-			b.WriteString(reservedAttributePrefix)
-		}
-		b.WriteString(headerEscape(a.Key))
-		b.WriteByte('=')
-		b.WriteString(headerEscape(a.Value))
-		b.WriteByte(';')
-	}
-	return b.String()
-}
-
-// reservedAttributePrefix goes in front of an attribute named like one of
-// openqps's own X-Qlik-Security fields: Attribute-Context=ManagementAccess
-// keeps the value for whoever wants it, and no back end takes it for the
-// Context.
-const reservedAttributePrefix = "Attribute-"

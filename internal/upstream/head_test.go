@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bufio"
@@ -8,19 +8,29 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/openqps/openqps/internal/config"
 )
 
+// sessionCookies is a Filter as the front end's: it drops a Set-Cookie
+// that names a session cookie (here: one that mentions X-Qlik-Session,
+// any case).
+type sessionCookies struct{}
+
+func (sessionCookies) DropField(k, v string) bool {
+	return k == "Set-Cookie" && strings.Contains(strings.ToLower(v), "x-qlik-session")
+}
+
+var testFilter Filter = sessionCookies{}
+
 // generalHead is what the general path makes of a response: http.ReadResponse,
-// exchange's dropSessionCookies, then the copy forwardHTTP makes into the
-// client's header h.
+// then the
+// filter, the hop-by-hop fields removed and the copy into the caller's
+// header h (finishHeader).
 func generalHead(raw, method string, h http.Header) (*http.Response, string, error) {
 	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(raw)), &http.Request{Method: method})
 	if err != nil {
 		return nil, "", err
 	}
-	dropSessionCookies(resp.Header, testRoutes)
+	dropFields(resp.Header, testFilter)
 	if resp.Close {
 		// ReadResponse drops a Connection header that says close, and with
 		// it the names of the other hop-by-hop fields it lists, which RFC
@@ -31,19 +41,13 @@ func generalHead(raw, method string, h http.Header) (*http.Response, string, err
 			resp.Header["Connection"] = mh["Connection"]
 		}
 	}
-	removeHopHeaders(resp.Header)
+	RemoveHopByHop(resp.Header)
 	for k, vv := range resp.Header {
-		addBackendHeader(h, k, vv, false)
+		addField(h, k, vv, false)
 	}
 	body, err := io.ReadAll(resp.Body)
 	return resp, string(body), err
 }
-
-// testRoutes are routes with a default virtual proxy and "sessionvp",
-// for the session cookie names.
-var testRoutes = &routes{cfg: &config.Config{VirtualProxies: []config.VirtualProxy{
-	{SessionCookieName: "X-Qlik-Session"}, {Prefix: "sessionvp", SessionCookieName: "X-Qlik-Session-sessionvp"},
-}}}
 
 // proxyHeader is a client response header as the proxy may have filled it
 // before forwarding: a session cookie just set, an additional header.
@@ -72,7 +76,7 @@ func TestReadPlainHeadMatchesReadResponse(t *testing.T) {
 			br := bufio.NewReader(strings.NewReader(raw))
 			br.Peek(1)
 			fast := proxyHeader()
-			head, ok := readPlainHead(br, fast, testRoutes)
+			head, ok := readPlainHead(br, fast, testFilter)
 			if !ok {
 				t.Fatal("readPlainHead left a plain response to http.ReadResponse")
 			}
@@ -117,7 +121,7 @@ func TestReadPlainHeadMatchesReadResponse(t *testing.T) {
 			br := bufio.NewReader(strings.NewReader(raw))
 			br.Peek(1)
 			h := proxyHeader()
-			if _, ok := readPlainHead(br, h, testRoutes); ok {
+			if _, ok := readPlainHead(br, h, testFilter); ok {
 				t.Fatal("readPlainHead took a response it must leave to http.ReadResponse")
 			}
 			if br.Buffered() != len(raw) || !reflect.DeepEqual(h, proxyHeader()) {
@@ -144,7 +148,7 @@ func FuzzPlainHead(f *testing.F) {
 		}
 		buffered := br.Buffered()
 		fast := proxyHeader()
-		head, ok := readPlainHead(br, fast, testRoutes)
+		head, ok := readPlainHead(br, fast, testFilter)
 		if !ok {
 			if br.Buffered() != buffered || !reflect.DeepEqual(fast, proxyHeader()) {
 				t.Fatalf("left to ReadResponse but consumed input or changed the header")
@@ -164,109 +168,4 @@ func FuzzPlainHead(f *testing.F) {
 			t.Fatalf("header\n%v\nReadResponse and the copy give\n%v\n%q", fast, general, raw)
 		}
 	})
-}
-
-// TestBackendSessionCookiesAreDropped: a back end's Set-Cookie for any
-// virtual proxy's session cookie, in whatever spelling a browser would
-// give back under that name, is dropped on both response paths; its other
-// cookies and the proxy's own session cookie stay.
-func TestBackendSessionCookiesAreDropped(t *testing.T) {
-	t.Parallel()
-	dropped := []string{
-		"X-Qlik-Session=x", "X-Qlik-Session-HTTP=x", "X-Qlik-Session-sessionvp=x; Path=/", "X-Qlik-Session-sessionvp-HTTP=x",
-		"x-qlik-session=x", "X-QLIK-SESSION-sessionvp-http=x", " X-Qlik-Session =x", "X-Qlik-Session\t=x; Secure",
-		"=X-Qlik-Session=x", " = X-Qlik-Session-sessionvp=x", "X-Qlik-Session", "=X-Qlik-Session-HTTP",
-	}
-	kept := []string{
-		"app=1", "X-Qlik-Session-other=1", "X-Qlik-Session-sessionvpx=1", "X-Qlik-Session-HTTPS=1", "X-Qlik-Sessions=1",
-		"a=X-Qlik-Session=1", "=a=X-Qlik-Session", "X-Qlik-Session-sessionvp-HTTP-HTTP=1",
-	}
-	for _, v := range dropped {
-		if name := setCookieName(v); !testRoutes.isSessionCookie(name) {
-			t.Errorf("Set-Cookie: %s: name %q is taken for no session cookie", v, name)
-		}
-	}
-	for _, v := range kept {
-		if name := setCookieName(v); testRoutes.isSessionCookie(name) {
-			t.Errorf("Set-Cookie: %s: name %q is taken for a session cookie", v, name)
-		}
-	}
-	raw := "HTTP/1.1 200 OK\r\n"
-	for _, v := range append(append([]string{}, dropped...), kept...) {
-		raw += "Set-Cookie: " + v + "\r\n"
-	}
-	raw += "Content-Length: 0\r\n\r\n"
-	want := append(proxyHeader()["Set-Cookie"], kept...)
-	br := bufio.NewReader(strings.NewReader(raw))
-	br.Peek(1)
-	fast := proxyHeader()
-	if _, ok := readPlainHead(br, fast, testRoutes); !ok {
-		t.Fatal("readPlainHead left the response to http.ReadResponse")
-	}
-	general := proxyHeader()
-	if _, _, err := generalHead(raw, http.MethodGet, general); err != nil {
-		t.Fatal(err)
-	}
-	for path, h := range map[string]http.Header{"fast": fast, "general": general} {
-		if got := h["Set-Cookie"]; !reflect.DeepEqual(got, want) {
-			t.Errorf("%s path: Set-Cookie %q, want %q", path, got, want)
-		}
-	}
-}
-
-// FuzzSetCookieName: a cookie that a browser sends back (RFC 6265bis
-// §5.6 parses Set-Cookie, §5.8.3 serialises the Cookie header) as one
-// openqps reads as the session cookie N (cookieValues) is one
-// setCookieName names N, so dropSessionCookies drops it, whatever token
-// N is.
-func FuzzSetCookieName(f *testing.F) {
-	for _, s := range []string{"a=1", "=X-Qlik-Session=1", " X-Qlik-Session =1; Path=/", "X-Qlik-Session", "==a=b", "\t=\t a = b;c=d", "\u00a0X-Qlik-Session=1"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, v string) {
-		if strings.ContainsAny(v, "\r\n\x00") {
-			return // not in a header value
-		}
-		// The browser: the pair before ';', split at its first '=' (no
-		// '=': a nameless cookie), both sides trimmed of spaces and tabs.
-		pair, _, _ := strings.Cut(v, ";")
-		name, value, found := strings.Cut(pair, "=")
-		if !found {
-			name, value = "", pair
-		}
-		name, value = strings.Trim(name, " \t"), strings.Trim(value, " \t")
-		if name == "" && value == "" {
-			return // ignored
-		}
-		sent := value
-		if name != "" {
-			sent = name + "=" + value
-		}
-		// openqps reading the Cookie header the browser sends.
-		var readBack string
-		cookieHeaderNames(sent, func(k string) { readBack = k })
-		if !validHeaderName(readBack) {
-			return // session_cookie_name is a token (config checks it)
-		}
-		rt := &routes{cfg: &config.Config{VirtualProxies: []config.VirtualProxy{{SessionCookieName: readBack}}}}
-		if got := setCookieName(v); !rt.isSessionCookie(got) {
-			t.Fatalf("Set-Cookie: %q comes back as %q, the cookie %q; setCookieName says %q", v, sent, readBack, got)
-		}
-	})
-}
-
-// cookieHeaderNames calls fn with the name under which cookieValues
-// finds each cookie of a Cookie header h.
-func cookieHeaderNames(h string, fn func(string)) {
-	for _, part := range strings.Split(h, ";") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok {
-			continue
-		}
-		found := false
-		cookieValues([]string{h}, k, func(string) bool { found = true; return true })
-		if found && v != "" {
-			fn(k)
-		}
-	}
 }

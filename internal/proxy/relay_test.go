@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/openqps/openqps/internal/config"
 	"github.com/openqps/openqps/internal/session"
+	"github.com/openqps/openqps/internal/upstream"
 )
 
 // frontEnd serves a Proxy for one virtual proxy "vp" in front of h, with
@@ -38,7 +41,7 @@ func frontEndTo(t *testing.T, backendURL string) (url, cookie string) {
 
 func frontEndWith(t *testing.T, backendURL string, opts Options) (url, cookie string) {
 	t.Helper()
-	cfg, err := config.Parse([]byte("store: {type: memory}\nvirtual_proxies:\n  - prefix: vp\n    backends: [\"" + backendURL + "\"]\n"))
+	cfg, err := config.Parse([]byte(testTransport() + "store: {type: memory}\nvirtual_proxies:\n  - prefix: vp\n    backends: [\"" + backendURL + "\"]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,6 +58,45 @@ func frontEndWith(t *testing.T, backendURL string, opts Options) (url, cookie st
 	front := httptest.NewServer(p)
 	t.Cleanup(front.Close)
 	return front.URL, "X-Qlik-Session-vp-HTTP=" + id // plain HTTP: QPS's -HTTP cookie
+}
+
+// testTransport is the transport section of the front-end tests'
+// configurations: the defaults, or the upstream transport and raw sockets
+// OPENQPS_TEST_UPSTREAM and OPENQPS_TEST_RAW_SOCKETS name. scripts/test.sh
+// runs the forwarding tests a second time with net/http and raw sockets
+// off.
+func testTransport() string {
+	return "transport: {upstream: " + envOr("OPENQPS_TEST_UPSTREAM", config.UpstreamOpenQPS) +
+		", raw_sockets: " + envOr("OPENQPS_TEST_RAW_SOCKETS", config.On) + "}\n"
+}
+
+func envOr(key, fallback string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return fallback
+}
+
+// TestForwardingGoesThroughTheConfiguredTransport: the switch reaches the
+// virtual proxies' transports, so the forwarding tests run through the
+// transport they say.
+func TestForwardingGoesThroughTheConfiguredTransport(t *testing.T) {
+	for _, kind := range transportKinds {
+		cfg, err := config.Parse([]byte("transport: {upstream: " + string(kind) + "}\nvirtual_proxies:\n  - prefix: vp\n    backends: [\"http://127.0.0.1:1\"]\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		store := session.NewMemory()
+		t.Cleanup(func() { store.Close() })
+		p, err := New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		if got := p.routes.Load().vpByPrefix("vp").upstream.Kind(); got != kind {
+			t.Errorf("transport.upstream %s: the virtual proxy forwards through %s", kind, got)
+		}
+	}
 }
 
 func TestForwardDropsHopByHopHeadersBothWays(t *testing.T) {
@@ -174,7 +216,6 @@ func TestSpoofableHeaders(t *testing.T) {
 // (outboundHeader's map written by Request.Write): a back end reading
 // either gets the same request, whatever the client sent.
 func TestWriteHeadMatchesOutboundHeader(t *testing.T) {
-	t.Parallel()
 	vp := &virtualProxy{cfg: &config.VirtualProxy{Prefix: "vp"}, cookieName: "X-Qlik-Session-vp", cookieNameHTTP: "X-Qlik-Session-vp-HTTP"}
 	rt := &routes{hosts: map[string]bool{"front.example": true}, publicHost: "public.example",
 		sessionCookies:    []string{"X-Qlik-Session-vp", "X-Qlik-Session-vp-HTTP", "X-Qlik-Session", "X-Qlik-Session-HTTP"},
@@ -226,7 +267,11 @@ func TestWriteHeadMatchesOutboundHeader(t *testing.T) {
 		"no remote address":     func(r *http.Request) { r.RemoteAddr = "" },
 		"https":                 func(r *http.Request) { r.TLS = &tls.ConnectionState{} },
 	}
-	backend := &url.URL{Scheme: "http", Host: "backend.example:8080", Path: "/base/"}
+	capture := newHeadCapture(t)
+	openqpsTransport, netHTTPTransport := upstream.New(upstream.Options{}), upstream.New(upstream.Options{Kind: upstream.NetHTTP})
+	t.Cleanup(openqpsTransport.CloseIdleConnections)
+	t.Cleanup(netHTTPTransport.CloseIdleConnections)
+	backend := &url.URL{Scheme: "http", Host: capture.addr, Path: "/base/"}
 	for name, change := range cases {
 		t.Run(name, func(t *testing.T) {
 			in := httptest.NewRequest(http.MethodGet, "http://front.example/vp/hub/a%20b?x=1&y=%2F", nil)
@@ -240,17 +285,18 @@ func TestWriteHeadMatchesOutboundHeader(t *testing.T) {
 			if !ok {
 				t.Fatal("headTarget refused a plain GET")
 			}
-			var fast bytes.Buffer
-			bw := bufio.NewWriter(&fast)
-			writeHead(bw, rq, backend.Host, target)
-			bw.Flush()
-
-			out := &http.Request{Method: in.Method, Host: backend.Host, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-				URL: &url.URL{Scheme: backend.Scheme, Host: backend.Host, Path: singleJoin(backend.Path, rq.path), RawQuery: upstreamQuery(in.URL.RawQuery)}}
-			out.Header = outboundHeader(in, rq)
-			var general bytes.Buffer
-			if err := out.Write(&general); err != nil {
-				t.Fatal(err)
+			// The fast path (Fields, no header), the general one (the
+			// header outboundHeader builds, through Request.Write), and
+			// Fields through net/http, as the back end receives them.
+			fastReq := upstream.Request{Method: in.Method, Scheme: "http", Host: backend.Host, Target: target, Fields: rq}
+			fast := bytes.NewBuffer(capture.sent(t, openqpsTransport, &fastReq))
+			u := url.URL{Path: singleJoin(backend.Path, rq.path), RawQuery: upstreamQuery(in.URL.RawQuery)}
+			generalReq := upstream.Request{Method: in.Method, Scheme: "http", Host: backend.Host, Target: u.RequestURI(), Header: outboundHeader(in, rq)}
+			general := bytes.NewBuffer(capture.sent(t, openqpsTransport, &generalReq))
+			if std := capture.sent(t, netHTTPTransport, &fastReq); !bytes.Equal(std, general.Bytes()) {
+				// net/http writes the fields in sorted order, as
+				// Request.Write does: the same bytes.
+				t.Errorf("Fields through net/http sent\n%s\nthe general path sends\n%s", std, general)
 			}
 
 			fr, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(fast.Bytes())))
@@ -283,6 +329,42 @@ func TestWriteHeadMatchesOutboundHeader(t *testing.T) {
 			}
 		})
 	}
+}
+
+// headCapture is a back end that records the head of each request it
+// gets, byte for byte, and answers it with an empty 200.
+type headCapture struct {
+	addr  string
+	heads chan []byte
+}
+
+func newHeadCapture(t *testing.T) *headCapture {
+	c := &headCapture{heads: make(chan []byte, 1)}
+	c.addr = strings.TrimPrefix(rawBackend(t, func(conn net.Conn) {
+		defer conn.Close()
+		var head bytes.Buffer
+		br := bufio.NewReader(io.TeeReader(conn, &head))
+		for {
+			head.Reset() // the client waits for each answer: nothing of the next request is buffered
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			c.heads <- bytes.Clone(head.Bytes())
+			io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		}
+	}), "http://")
+	return c
+}
+
+// sent is the head u sends for r.
+func (c *headCapture) sent(t *testing.T, u *upstream.Transport, r *upstream.Request) []byte {
+	t.Helper()
+	resp, err := u.RoundTrip(t.Context(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return <-c.heads
 }
 
 // sortedValues is h with each header's values in order, as the order of
@@ -371,5 +453,58 @@ func TestStalledClientIsCutOff(t *testing.T) {
 	case <-backendDone:
 	case <-time.After(10 * time.Second):
 		t.Fatal("openqps still holds the response 10 s after the client stopped reading; want it cut off after 100 ms")
+	}
+}
+
+// TestRefusedAnswerIsA502AndOneLogLine: a back end that overruns a head
+// bound costs the user a 502 whose body names the bound, and the log one
+// line; the connection is closed.
+func TestRefusedAnswerIsA502AndOneLogLine(t *testing.T) {
+	for _, kind := range transportKinds {
+		t.Run(string(kind), func(t *testing.T) { refusedAnswerIsA502AndOneLogLine(t, kind) })
+	}
+}
+
+func refusedAnswerIsA502AndOneLogLine(t *testing.T, kind upstream.Kind) {
+	hungUp := make(chan struct{})
+	url := rawBackend(t, func(conn net.Conn) {
+		defer close(hungUp)
+		defer conn.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+			return
+		}
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("a", upstream.MaxResponseHeadBytes)+"\r\nContent-Length: 2\r\n\r\nok")
+		io.Copy(io.Discard, conn) // until openqps closes the connection
+	})
+	cfg, err := config.Parse([]byte("transport: {upstream: " + string(kind) + "}\nstore: {type: memory}\nvirtual_proxies:\n  - prefix: vp\n    backends: [\"" + url + "\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := session.NewMemory()
+	t.Cleanup(func() { store.Close() })
+	id := session.NewID()
+	store.Add(t.Context(), session.Session{Prefix: "vp", ID: id, UserDirectory: "D", UserID: "u", Timeout: time.Hour})
+	var logged bytes.Buffer
+	p, err := New(cfg, store, slog.New(slog.NewTextHandler(&logged, nil)), Options{APIPort: 4243})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	req := httptest.NewRequest("GET", "http://proxy.example/vp/hub/", nil)
+	req.Header.Set("Cookie", "X-Qlik-Session-vp-HTTP="+id)
+	w := httptest.NewRecorder()
+	p.ServeHTTP(w, req)
+	var body struct{ Error, Detail string }
+	json.Unmarshal(w.Body.Bytes(), &body)
+	if w.Code != http.StatusBadGateway || !strings.Contains(body.Detail, fmt.Sprint(upstream.MaxResponseHeadBytes)) {
+		t.Errorf("got %d %q, want 502 naming the bound", w.Code, w.Body)
+	}
+	if lines := strings.Split(strings.TrimSpace(logged.String()), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "back end answer refused") {
+		t.Errorf("log:\n%s\nwant one line about the refused answer", logged.String())
+	}
+	select {
+	case <-hungUp:
+	case <-time.After(10 * time.Second):
+		t.Error("the connection to the back end stayed open")
 	}
 }
