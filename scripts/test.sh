@@ -44,6 +44,12 @@ for goos in windows darwin; do
 done
 echo "== go test -race"
 go test -race -count=1 -timeout 25m ./...
+echo "== go test -race, through net/http.Transport with raw sockets off"
+# The same forwarding tests and attack tables through the other upstream
+# transport (transport.upstream: net/http) and without raw socket calls
+# (transport.raw_sockets: off): both must refuse and forward alike.
+OPENQPS_TEST_UPSTREAM=net/http OPENQPS_TEST_RAW_SOCKETS=off go test -race -count=1 -timeout 10m \
+  -run 'TestForward|TestBackend|TestWriteHead|TestRefused|TestStalled|TestWebsocket|TestAttack|TestSeed' ./internal/proxy ./e2e
 if [ -f interop/package.json ]; then
   need node nodejs
   echo "== interop (real npm clients)"
