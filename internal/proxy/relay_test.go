@@ -491,6 +491,7 @@ func refusedAnswerIsA502AndOneLogLine(t *testing.T, kind upstream.Kind) {
 	}
 	defer p.Close()
 	req := httptest.NewRequest("GET", "http://proxy.example/vp/hub/", nil)
+	req.RequestURI = "/vp/hub/" // origin form, as a client sends it: an absolute target is refused
 	req.Header.Set("Cookie", "X-Qlik-Session-vp-HTTP="+id)
 	w := httptest.NewRecorder()
 	p.ServeHTTP(w, req)
