@@ -3,11 +3,19 @@ package proxy
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/openqps/openqps/internal/session"
 )
+
+// IsUpgrade reports whether r asks to switch protocols: an Upgrade
+// header, and "upgrade" among its Connection tokens. It is the front
+// end's own test (isUpgrade), offered to the server's guard, which
+// refuses every upgrade but a websocket and counts websockets, so that
+// both sides agree on what an upgrade is.
+func IsUpgrade(r *http.Request) bool { return isUpgrade(r) }
 
 // tunnelSet is every open websocket tunnel, by session, so that the end
 // of a session (reported by the store's Watch, from any node) can end its

@@ -11,6 +11,7 @@ import (
 
 	"github.com/openqps/openqps/internal/httperror"
 	"github.com/openqps/openqps/internal/metrics"
+	"github.com/openqps/openqps/internal/proxy"
 )
 
 // guard wraps a listener's handler with what every request of either
@@ -42,7 +43,7 @@ type guard struct {
 
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	upgrade := isUpgradeRequest(r)
+	upgrade := proxy.IsUpgrade(r)
 	sw := newStatusWriter(w)
 	defer g.done(sw, r, start, upgrade)
 	defer g.recover(sw, r)
@@ -151,18 +152,4 @@ func (g *guard) recover(w http.ResponseWriter, r *http.Request) {
 	// If the handler had already written the status line, this write is
 	// ignored by net/http and the client sees a truncated answer.
 	httperror.Write(w, r, http.StatusInternalServerError, "internal error", "openqps failed to handle this request; the error is in its log")
-}
-
-func isUpgradeRequest(r *http.Request) bool {
-	if r.Header.Get("Upgrade") == "" {
-		return false
-	}
-	for _, v := range r.Header["Connection"] {
-		for _, t := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), "upgrade") {
-				return true
-			}
-		}
-	}
-	return false
 }
