@@ -21,10 +21,6 @@ const (
 	shardCount = 1 << shardBits
 )
 
-// watchBuffer is the capacity of each Watch channel. A watcher that falls
-// this far behind misses events instead of stalling the store.
-const watchBuffer = 256
-
 // Memory is the in-memory Store, the reference behaviour every other
 // store is tested against. Nothing survives a restart, and a Memory is
 // not shared between processes.
@@ -52,7 +48,7 @@ type Memory struct {
 	users    userIndex
 	tickets  timedMap[Ticket]
 	secrets  sync.Map // name → []byte, see Secret
-	watch    watchers
+	watch    Watchers
 
 	journal Journal      // nopJournal unless WithJournal
 	useGran int64        // WithJournal's use granularity, nanoseconds
@@ -89,7 +85,6 @@ func NewMemory(opts ...Option) *Memory {
 	}
 	m.users.init()
 	m.tickets.items = make(map[string]timed[Ticket])
-	m.watch.channels = make(map[chan Event]func() bool)
 	go m.sweepEvery(cfg.sweepInterval)
 	return m
 }
@@ -157,7 +152,7 @@ func (m *Memory) Add(_ context.Context, s Session) error {
 	sh.mu.Unlock()
 
 	if old != nil {
-		m.watch.emit(endEvent(Expired, *old))
+		m.watch.Emit(endEvent(Expired, *old))
 	}
 	if err := commit(); err != nil {
 		m.forget(h, s)
@@ -259,7 +254,7 @@ func (m *Memory) Delete(_ context.Context, prefix, id string) (Session, error) {
 	}
 	s, commit := m.removeRecord(sh, i)
 	sh.mu.Unlock()
-	m.watch.emit(endEvent(Deleted, s))
+	m.watch.Emit(endEvent(Deleted, s))
 	if err := commit(); err != nil {
 		return Session{}, fmt.Errorf("delete session %s: %w", Redact(id), err)
 	}
@@ -316,7 +311,7 @@ func (m *Memory) DeleteUser(_ context.Context, prefix, directory, userID string)
 		})
 		sh.mu.Unlock()
 	}
-	m.watch.emit(events...)
+	m.watch.Emit(events...)
 	for _, commit := range commits {
 		if err := commit(); err != nil {
 			return nil, fmt.Errorf("log out %s\\%s: %w", directory, userID, err)
@@ -437,7 +432,7 @@ func (m *Memory) Secret(_ context.Context, name string) ([]byte, error) {
 // that watcher are dropped rather than stalling the store. The channel
 // is closed when ctx ends or the store is closed.
 func (m *Memory) Watch(ctx context.Context) <-chan Event {
-	return m.watch.add(ctx)
+	return m.watch.Watch(ctx)
 }
 
 // Close stops the sweeper and closes every Watch channel. It is safe to
@@ -447,7 +442,7 @@ func (m *Memory) Close() error {
 	m.closeOnce.Do(func() {
 		close(m.stop)
 		<-m.swept
-		m.watch.close()
+		m.watch.Close()
 	})
 	return nil
 }
@@ -477,7 +472,7 @@ func (m *Memory) sweep(now time.Time) {
 		events = m.sweepShard(&m.shards[i], n, events)
 	}
 	m.tickets.sweep(now)
-	m.watch.emit(events...)
+	m.watch.Emit(events...)
 }
 
 func (m *Memory) sweepShard(sh *sessionShard, now int64, events []Event) []Event {
@@ -559,64 +554,5 @@ func (tm *timedMap[V]) sweep(now time.Time) {
 		if !now.Before(it.expires) {
 			delete(tm.items, id)
 		}
-	}
-}
-
-// watchers fans events out to every Watch channel without blocking.
-type watchers struct {
-	mu       sync.RWMutex
-	channels map[chan Event]func() bool // channel → stop of its context.AfterFunc
-	closed   bool
-}
-
-func (w *watchers) add(ctx context.Context) <-chan Event {
-	ch := make(chan Event, watchBuffer)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		close(ch)
-		return ch
-	}
-	// AfterFunc, not a goroutine per watcher: remove runs when ctx ends.
-	// It takes w.mu, so it waits until this function has registered ch.
-	w.channels[ch] = context.AfterFunc(ctx, func() { w.remove(ch) })
-	return ch
-}
-
-func (w *watchers) remove(ch chan Event) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if _, ok := w.channels[ch]; ok {
-		delete(w.channels, ch)
-		close(ch)
-	}
-}
-
-// emit sends each event to every watcher that has room. Channels are
-// closed only under the write lock, so a send here never hits a closed one.
-func (w *watchers) emit(events ...Event) {
-	if len(events) == 0 {
-		return
-	}
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	for ch := range w.channels {
-		for _, ev := range events {
-			select {
-			case ch <- ev:
-			default: // full: this watcher misses the event
-			}
-		}
-	}
-}
-
-func (w *watchers) close() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.closed = true
-	for ch, stop := range w.channels {
-		stop()
-		delete(w.channels, ch)
-		close(ch)
 	}
 }

@@ -30,7 +30,7 @@ func (s *Store) subscribe(ctx context.Context, subscribed chan struct{}) {
 		broken := c.SetPubSubHooks(rueidis.PubSubHooks{
 			OnMessage: func(m rueidis.PubSubMessage) {
 				if ev, ok := decodeEvent(m.Message); ok {
-					s.watch.emit(ev)
+					s.watch.Emit(ev)
 				}
 			},
 			OnSubscription: func(ps rueidis.PubSubSubscription) {
@@ -118,60 +118,4 @@ func (s *Store) sweepMember(ctx context.Context, prefix, member string) {
 	b := s.client.B()
 	s.client.Do(ctx, b.Zrem().Key(s.keys.user(session.UserKey(prefix, sess.UserDirectory, sess.UserID))).Member(sess.ID).Build())
 	s.client.Do(ctx, b.Publish().Channel(s.keys.events()).Message(encodeEvent(session.Expired, sess)).Build())
-}
-
-// watchBuffer is the capacity of each Watch channel; a watcher that
-// falls this far behind misses events instead of stalling the store.
-const watchBuffer = 256
-
-// watchers fans events out to every Watch channel without blocking.
-type watchers struct {
-	mu       sync.RWMutex
-	channels map[chan session.Event]func() bool // channel → stop of its context.AfterFunc
-	closed   bool
-}
-
-func (w *watchers) init() { w.channels = make(map[chan session.Event]func() bool) }
-
-func (w *watchers) add(ctx context.Context) <-chan session.Event {
-	ch := make(chan session.Event, watchBuffer)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		close(ch)
-		return ch
-	}
-	w.channels[ch] = context.AfterFunc(ctx, func() { w.remove(ch) })
-	return ch
-}
-
-func (w *watchers) remove(ch chan session.Event) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if _, ok := w.channels[ch]; ok {
-		delete(w.channels, ch)
-		close(ch)
-	}
-}
-
-func (w *watchers) emit(ev session.Event) {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	for ch := range w.channels {
-		select {
-		case ch <- ev:
-		default: // full: this watcher misses the event
-		}
-	}
-}
-
-func (w *watchers) close() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.closed = true
-	for ch, stop := range w.channels {
-		stop()
-		delete(w.channels, ch)
-		close(ch)
-	}
 }

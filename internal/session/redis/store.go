@@ -84,7 +84,7 @@ type Store struct {
 	client  rueidis.Client
 	keys    keys
 	opts    Options
-	watch   watchers
+	watch   session.Watchers
 	cancel  context.CancelFunc // ends the subscriber, the sweeper and the heartbeat
 	done    sync.WaitGroup
 	closing sync.Once
@@ -140,7 +140,6 @@ func Open(o Options) (*Store, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Store{client: client, keys: keys{o.KeyPrefix}, opts: o, cancel: cancel, epoch: time.Now()}
-	s.watch.init()
 	subscribed := make(chan struct{})
 	s.done.Add(3)
 	go s.subscribe(ctx, subscribed)
@@ -730,7 +729,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Watch returns a channel of sessions that end on any node after Watch
 // returns; see session.Store.
 func (s *Store) Watch(ctx context.Context) <-chan session.Event {
-	return s.watch.add(ctx)
+	return s.watch.Watch(ctx)
 }
 
 // Close stops listening, closes every Watch channel and disconnects.
@@ -738,7 +737,7 @@ func (s *Store) Close() error {
 	s.closing.Do(func() {
 		s.cancel()
 		s.done.Wait()
-		s.watch.close()
+		s.watch.Close()
 		s.client.Close()
 	})
 	return nil
