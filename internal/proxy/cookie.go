@@ -30,13 +30,37 @@ func cookieValues(headers []string, name string, fn func(string) bool) {
 	}
 }
 
+// sessionCookieNames are the session cookie names of every virtual
+// proxy, both the HTTPS and the -HTTP form, as newRoutes lists them once
+// per (re)load. Both directions ask them: no back end gets any of them
+// in a Cookie header (withoutSessionCookies) or sets one with Set-Cookie.
+type sessionCookieNames []string
+
+// has reports whether name is one of names, compared ASCII
+// case-insensitively, as lenient cookie parsers read them (ASP.NET among
+// them). It allocates nothing.
+func (names sessionCookieNames) has(name string) bool {
+	for _, n := range names {
+		if asciiEqualFold(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// isSessionCookieName reports whether name (a cookie name, already
+// trimmed) is the session cookie of one of rt's virtual proxies, over
+// HTTPS or plain HTTP. Nil routes have none.
+func (rt *routes) isSessionCookieName(name string) bool {
+	return rt != nil && rt.sessionCookies.has(name)
+}
+
 // withoutSessionCookies returns the Cookie header values without any
-// cookie whose name is one of names (compared in ASCII case-insensitively
-// and without surrounding spaces, as lenient cookie parsers read them),
-// so that no back end gets a session id of any virtual proxy. Values with
-// none of them are returned as they came; it allocates only for a value
-// it must rewrite.
-func withoutSessionCookies(headers []string, names []string) []string {
+// cookie whose name is one of names (without surrounding spaces, as
+// lenient cookie parsers read them), so that no back end gets a session
+// id of any virtual proxy. Values with none of them are returned as they
+// came; it allocates only for a value it must rewrite.
+func withoutSessionCookies(headers []string, names sessionCookieNames) []string {
 	clean := true
 	for _, h := range headers {
 		if hasSessionCookie(h, names) {
@@ -78,7 +102,7 @@ func withoutSessionCookies(headers []string, names []string) []string {
 
 // hasSessionCookie reports whether the Cookie header value h holds a
 // cookie named one of names.
-func hasSessionCookie(h string, names []string) bool {
+func hasSessionCookie(h string, names sessionCookieNames) bool {
 	for h != "" {
 		var part string
 		part, h, _ = strings.Cut(h, ";")
@@ -91,15 +115,9 @@ func hasSessionCookie(h string, names []string) bool {
 
 // isSessionCookie reports whether one name=value pair of a Cookie header
 // is named one of names.
-func isSessionCookie(pair string, names []string) bool {
+func isSessionCookie(pair string, names sessionCookieNames) bool {
 	k, _, _ := strings.Cut(pair, "=")
-	k = strings.TrimSpace(k)
-	for _, name := range names {
-		if len(k) == len(name) && asciiEqualFold(k, name) {
-			return true
-		}
-	}
-	return false
+	return names.has(strings.TrimSpace(k))
 }
 
 // asciiEqualFold is strings.EqualFold for ASCII only: a back end does not

@@ -24,10 +24,9 @@ type routes struct {
 	// request's own Host is not a name of this proxy: frontend.public_url's
 	// host, else the first of Options.Hosts.
 	publicHost string
-	// sessionCookies are the session cookie names of every virtual proxy,
-	// both the HTTPS and the -HTTP form: no back end gets any of them
-	// (withoutSessionCookies).
-	sessionCookies []string
+	// sessionCookies are the session cookie names of every virtual proxy
+	// (isSessionCookieName).
+	sessionCookies sessionCookieNames
 	// credentialHeaders are the canonical names of the headers that
 	// header-auth virtual proxies read the user from: they are the
 	// front's credential, for openqps only, and no back end gets them.
