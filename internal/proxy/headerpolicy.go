@@ -70,7 +70,7 @@ func eachOutboundHeader(in *http.Request, rq *request, emit func(k string, vv []
 	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
 		emit("X-Forwarded-For", nil, ip)
 	}
-	emit("X-Forwarded-Host", nil, rq.routes.forwardedHost(in.Host, rq.vp))
+	emit("X-Forwarded-Host", nil, rq.routes.forwardedHost(rq.scheme, in.Host, rq.vp))
 	if rq.scheme == "https" {
 		emit("X-Forwarded-Proto", forwardedHTTPS, "")
 	} else {

@@ -66,7 +66,7 @@ func (p *Proxy) currentUser(rq *request) {
 		UserDirectory: s.UserDirectory,
 		UserID:        s.UserID,
 		UserName:      s.UserID,
-		LogoutURI:     rq.scheme + "://" + rq.routes.forwardedHost(rq.r.Host, rq.vp) + "/" + prefixSlash(s.Prefix) + "qps/user",
+		LogoutURI:     rq.scheme + "://" + rq.routes.forwardedHost(rq.scheme, rq.r.Host, rq.vp) + "/" + prefixSlash(s.Prefix) + "qps/user",
 	})
 }
 

@@ -54,6 +54,9 @@ type virtualProxy struct {
 	userPattern config.UserPattern
 	// logins are the login methods, in the order they are asked.
 	logins loginPipeline
+	// hostAllowList is the parsed websocket_origin_allow_list
+	// (addressAllowed).
+	hostAllowList []allowedHost
 }
 
 // newRoutes builds the routes of cfg. Back ends that old (the routes
@@ -79,7 +82,8 @@ func newRoutes(cfg *config.Config, p *Proxy, old *routes) (*routes, error) {
 		if len(c.BackendURLs) == 0 {
 			return nil, fmt.Errorf("virtual proxy %q has no back end", c.Prefix)
 		}
-		vp := &virtualProxy{cfg: c, cookieName: c.SessionCookieName, cookieNameHTTP: c.SessionCookieName + "-HTTP", pool: newPool(c)}
+		vp := &virtualProxy{cfg: c, cookieName: c.SessionCookieName, cookieNameHTTP: c.SessionCookieName + "-HTTP", pool: newPool(c),
+			hostAllowList: parseAllowList(c.Proxying.HostAllowList)}
 		rt.sessionCookies = append(rt.sessionCookies, vp.cookieName, vp.cookieNameHTTP)
 		if name := c.Auth.HeaderName; name != "" && (c.Auth.AuthenticationMethod == config.AuthHeaderStatic || c.Auth.AuthenticationMethod == config.AuthHeaderDynamic) {
 			if rt.credentialHeaders == nil {
@@ -150,9 +154,12 @@ type address struct {
 }
 
 // parseAddress reads a Host header value or a URL's host part as reached
-// over scheme (http or https). The port, when written, must be decimal
-// digits within 1-65535: "+443" or "0443" is not a spelling of 443
-// a browser sends.
+// over scheme (http or https): a name or IPv4 address of letters,
+// digits, '.', '-' and '_', or an IPv6 address in brackets, and at most
+// a port. The port, when written, must be decimal digits within
+// 1-65535: "+443" or "0443" is not a spelling of 443 a browser sends. A
+// name check alone would take "localhost:1@evil.example" for localhost.
+// It allocates only for a host with upper-case letters.
 func parseAddress(scheme, hostport string) (address, bool) {
 	def := defaultPort(scheme)
 	if def == 0 || hostport == "" {
@@ -162,24 +169,54 @@ func parseAddress(scheme, hostport string) (address, bool) {
 	if i := strings.LastIndexByte(hostport, ':'); i > strings.LastIndexByte(hostport, ']') {
 		a.host = hostport[:i]
 		if p := hostport[i+1:]; p != "" { // "host:" is the default port (RFC 3986)
-			n, err := strconv.Atoi(p)
-			if err != nil || p[0] < '1' || p[0] > '9' || len(p) > 5 || n > 65535 {
+			n, ok := parsePort(p)
+			if !ok {
 				return address{}, false
 			}
 			a.port = n
 		}
 	}
-	a.host = strings.ToLower(a.host)
-	if strings.HasPrefix(a.host, "[") {
-		if !strings.HasSuffix(a.host, "]") {
+	bracketed := strings.HasPrefix(a.host, "[")
+	if bracketed {
+		if len(a.host) < 3 || !strings.HasSuffix(a.host, "]") {
 			return address{}, false
 		}
 		a.host = a.host[1 : len(a.host)-1]
 	}
-	if a.host == "" || strings.ContainsAny(a.host, "[]@/\\ ") {
+	upper := false
+	for i := 0; i < len(a.host); i++ {
+		switch c := a.host[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '.', c == '-', c == '_':
+		case 'A' <= c && c <= 'Z':
+			upper = true
+		case c == ':' && bracketed:
+		default:
+			return address{}, false
+		}
+	}
+	if a.host == "" {
 		return address{}, false
 	}
+	if upper {
+		a.host = strings.ToLower(a.host)
+	}
 	return a, true
+}
+
+// parsePort reads a port as a browser writes it: 1-65535 in decimal, no
+// sign, no leading zero.
+func parsePort(p string) (int, bool) {
+	if p == "" || len(p) > 5 || p[0] < '1' || p[0] > '9' {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(p[i]-'0')
+	}
+	return n, n <= 65535
 }
 
 func defaultPort(scheme string) int {
@@ -190,6 +227,32 @@ func defaultPort(scheme string) int {
 		return 80
 	}
 	return 0
+}
+
+// allowedHost is an entry of websocket_origin_allow_list, read once per
+// (re)load: a lower-case host and the port it names, 0 for none.
+type allowedHost struct {
+	host string
+	port int
+}
+
+// parseAllowList reads websocket_origin_allow_list ("host" or
+// "host:port" each). An entry that is no address (the configuration
+// lets through what is not a URL part) matches nothing.
+func parseAllowList(entries []string) []allowedHost {
+	var list []allowedHost
+	for _, entry := range entries {
+		a, ok := parseAddress("https", entry)
+		if !ok {
+			continue
+		}
+		e := allowedHost{host: a.host}
+		if i := strings.LastIndexByte(entry, ':'); i > strings.LastIndexByte(entry, ']') && i < len(entry)-1 {
+			e.port = a.port
+		}
+		list = append(list, e)
+	}
+	return list
 }
 
 // addressAllowed reports whether a browser on scheme://hostport reaches
@@ -204,6 +267,7 @@ func defaultPort(scheme string) int {
 // there, and only an administrator can bind them; any other port of an
 // allowed name may be anyone's server (localhost:31337), which must not
 // receive a ticket or open a websocket with the user's cookie.
+// It allocates only for a host with upper-case letters.
 func (rt *routes) addressAllowed(scheme, hostport string, vp *virtualProxy) bool {
 	a, ok := parseAddress(scheme, hostport)
 	if !ok {
@@ -216,8 +280,8 @@ func (rt *routes) addressAllowed(scheme, hostport string, vp *virtualProxy) bool
 	if ownPort && rt.hosts[a.host] {
 		return true
 	}
-	for _, allowed := range vp.cfg.Proxying.HostAllowList {
-		if e, withPort := allowListEntry(scheme, allowed); e.host == a.host && (e.port == a.port || !withPort && ownPort) {
+	for _, e := range vp.hostAllowList {
+		if e.host == a.host && (e.port == a.port || e.port == 0 && ownPort) {
 			return true
 		}
 	}
@@ -225,79 +289,16 @@ func (rt *routes) addressAllowed(scheme, hostport string, vp *virtualProxy) bool
 }
 
 // forwardedHost is the Host a back end is told the browser used
-// (X-Forwarded-Host, the personal API's logoutUri): the request's own
-// Host when it names this proxy for vp, else publicHost, so that a
-// client cannot make a back end build links to a host of its choosing.
-func (rt *routes) forwardedHost(host string, vp *virtualProxy) string {
-	name, ok := hostName(host)
-	if !ok {
+// (X-Forwarded-Host, the personal API's logoutUri) for a request over
+// scheme: the request's own Host when it is an address of this proxy
+// for vp (addressAllowed; an empty port left off), else publicHost, so
+// that a client cannot make a back end build links to a host of its
+// choosing. It allocates only for a Host with upper-case letters.
+func (rt *routes) forwardedHost(scheme, host string, vp *virtualProxy) string {
+	if !rt.addressAllowed(scheme, host, vp) {
 		return rt.publicHost
 	}
-	if rt.hosts[name] {
-		return host
-	}
-	for _, allowed := range vp.cfg.Proxying.HostAllowList {
-		if a, _ := hostName(allowed); a == name || strings.EqualFold(allowed, host) {
-			return host
-		}
-	}
-	return rt.publicHost
-}
-
-// hostName returns the lower-case name (or IP address) of a Host value,
-// ok only for a plain host[:port] whose port is digits: the name check
-// alone would take "localhost:1@evil.example" for localhost. It
-// allocates only for a name with upper-case letters.
-func hostName(hostport string) (name string, ok bool) {
-	name, port := hostport, ""
-	if strings.HasPrefix(hostport, "[") {
-		end := strings.IndexByte(hostport, ']')
-		if end < 0 {
-			return "", false
-		}
-		name, port = hostport[1:end], hostport[end+1:]
-		if port != "" && port[0] != ':' {
-			return "", false
-		}
-	} else if i := strings.LastIndexByte(hostport, ':'); i >= 0 {
-		name, port = hostport[:i], hostport[i:]
-	}
-	if port != "" {
-		if len(port) == 1 {
-			return "", false
-		}
-		for i := 1; i < len(port); i++ {
-			if port[i] < '0' || port[i] > '9' {
-				return "", false
-			}
-		}
-	}
-	upper := false
-	for i := 0; i < len(name); i++ {
-		switch c := name[i]; {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '.', c == '-', c == '_':
-		case 'A' <= c && c <= 'Z':
-			upper = true
-		case c == ':' && hostport[0] == '[':
-		default:
-			return "", false
-		}
-	}
-	if name == "" {
-		return "", false
-	}
-	if upper {
-		name = strings.ToLower(name)
-	}
-	return name, true
-}
-
-// allowListEntry reads an entry of websocket_origin_allow_list ("host"
-// or "host:port") as an address on scheme, and whether it names a port.
-func allowListEntry(scheme, entry string) (address, bool) {
-	e, _ := parseAddress(scheme, entry)
-	withPort := strings.LastIndexByte(entry, ':') > strings.LastIndexByte(entry, ']') && !strings.HasSuffix(entry, ":")
-	return e, withPort
+	return strings.TrimSuffix(host, ":")
 }
 
 // addressHint says which addresses of this proxy are allowed on scheme,
