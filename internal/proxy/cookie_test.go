@@ -1,13 +1,8 @@
 package proxy
 
 import (
-	"io"
-	"log/slog"
 	"slices"
 	"testing"
-
-	"github.com/openqps/openqps/internal/config"
-	"github.com/openqps/openqps/internal/session"
 )
 
 // TestSessionCookieNamesAreEveryVirtualProxysBothForms: the routes know
@@ -15,7 +10,7 @@ import (
 // ASCII case, and nothing else; the request side strips exactly those.
 func TestSessionCookieNamesAreEveryVirtualProxysBothForms(t *testing.T) {
 	// Not parallel: AllocsPerRun below.
-	cfg, err := config.Parse([]byte(`
+	rt := newTestProxy(t, `
 frontend: {listen: "127.0.0.1:0"}
 api: {listen: "127.0.0.1:0"}
 store: {type: memory}
@@ -27,18 +22,7 @@ virtual_proxies:
   - prefix: own
     session_cookie_name: AppSession
     backends: ["http://127.0.0.1:1"]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := session.NewMemory()
-	t.Cleanup(func() { store.Close() })
-	p, err := New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	rt := p.routes.Load()
+`, Options{}).routes.Load()
 	for name, want := range map[string]bool{
 		"X-Qlik-Session":              true,
 		"X-Qlik-Session-HTTP":         true,

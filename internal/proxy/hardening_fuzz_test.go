@@ -3,8 +3,6 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -13,7 +11,6 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/openqps/openqps/internal/config"
 	"github.com/openqps/openqps/internal/session"
 )
 
@@ -137,7 +134,7 @@ func FuzzReloadURI(f *testing.F) {
 		"https://localhost@evil.example/", "https://allowed.example:8443/x", "/\\evil.example", "https://LOCALHOST./", "http://[::1]/"} {
 		f.Add(url.QueryEscape(s))
 	}
-	cfg, err := config.Parse([]byte(`
+	p := newTestProxy(f, `
 frontend: {listen: "127.0.0.1:0"}
 api: {listen: "127.0.0.1:0"}
 store: {type: memory}
@@ -145,17 +142,7 @@ virtual_proxies:
   - prefix: ""
     backends: ["http://127.0.0.1:1"]
     websocket_origin_allow_list: ["allowed.example"]
-`))
-	if err != nil {
-		f.Fatal(err)
-	}
-	store := session.NewMemory()
-	defer store.Close()
-	p, err := New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Hosts: []string{"proxy.example"}})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer p.Close()
+`, Options{Hosts: []string{"proxy.example"}})
 	allowed := map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true, "proxy.example": true, "allowed.example": true}
 	f.Fuzz(func(t *testing.T, reload string) {
 		r := httptest.NewRequest(http.MethodGet, "https://localhost/hub/", nil)
@@ -208,7 +195,7 @@ func FuzzWebsocketOrigin(f *testing.F) {
 		"https://localhost:31337", "https://proxy.example:+443", "https://proxy.example:0443", "https://proxy.example/", "https://proxy.example:"} {
 		f.Add(s)
 	}
-	cfg, err := config.Parse([]byte(`
+	p := newTestProxy(f, `
 frontend: {listen: "127.0.0.1:0"}
 api: {listen: "127.0.0.1:0"}
 store: {type: memory}
@@ -216,17 +203,7 @@ virtual_proxies:
   - prefix: ""
     backends: ["http://127.0.0.1:1"]
     websocket_origin_allow_list: ["allowed.example"]
-`))
-	if err != nil {
-		f.Fatal(err)
-	}
-	store := session.NewMemory()
-	defer store.Close()
-	p, err := New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Hosts: []string{"proxy.example"}, HTTPSPort: 8443})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer p.Close()
+`, Options{Hosts: []string{"proxy.example"}, HTTPSPort: 8443})
 	names := map[string]bool{"proxy.example": true, "allowed.example": true, "localhost": true, "127.0.0.1": true, "::1": true}
 	f.Fuzz(func(t *testing.T, origin string) {
 		r := httptest.NewRequest(http.MethodGet, "https://proxy.example/app/", nil)

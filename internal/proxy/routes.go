@@ -379,17 +379,5 @@ func (vp *virtualProxy) addResponseHeaders(w http.ResponseWriter) {
 func newGUID() string {
 	var b [16]byte
 	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	const hex = "0123456789abcdef"
-	var out strings.Builder
-	out.Grow(36)
-	for i, c := range b {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			out.WriteByte('-')
-		}
-		out.WriteByte(hex[c>>4])
-		out.WriteByte(hex[c&0xf])
-	}
-	return out.String()
+	return formatGUID(b[:])
 }

@@ -11,27 +11,34 @@ import (
 	"github.com/openqps/openqps/internal/session"
 )
 
-func addressTestRoutes(t testing.TB, publicURL string) *routes {
-	cfg, err := config.Parse([]byte(`
-frontend: {listen: "127.0.0.1:0", public_url: "` + publicURL + `"}
+// newTestProxy is a Proxy of the configuration in yaml over a memory
+// store, both closed when the test ends.
+func newTestProxy(tb testing.TB, yaml string, opts Options) *Proxy {
+	tb.Helper()
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	store := session.NewMemory()
+	tb.Cleanup(func() { store.Close() })
+	p, err := New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)), opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(p.Close)
+	return p
+}
+
+func addressTestRoutes(tb testing.TB, publicURL string) *routes {
+	return newTestProxy(tb, `
+frontend: {listen: "127.0.0.1:0", public_url: "`+publicURL+`"}
 api: {listen: "127.0.0.1:0"}
 store: {type: memory}
 virtual_proxies:
   - prefix: ""
     backends: ["http://127.0.0.1:1"]
     websocket_origin_allow_list: ["mashup.example", "fixed.example:9000", "[::2]"]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := session.NewMemory()
-	t.Cleanup(func() { store.Close() })
-	p, err := New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Hosts: []string{"proxy.example"}, HTTPSPort: 8443, HTTPPort: 8080})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	return p.routes.Load()
+`, Options{Hosts: []string{"proxy.example"}, HTTPSPort: 8443, HTTPPort: 8080}).routes.Load()
 }
 
 // TestAddressAllowedChecksSchemeHostAndPort: one table for both

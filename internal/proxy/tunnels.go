@@ -67,10 +67,7 @@ func (s *tunnelSet) endSession(prefix, id string, e *tunnelEnd) int {
 		list = append(list, t)
 	}
 	s.mu.Unlock()
-	for _, t := range list {
-		t.end(e)
-	}
-	return len(list)
+	return endTunnels(list, e)
 }
 
 // endWhere ends the tunnels whose virtual proxy prefix matches.
@@ -85,6 +82,13 @@ func (s *tunnelSet) endWhere(match func(prefix string) bool, e *tunnelEnd) int {
 		}
 	}
 	s.mu.Unlock()
+	return endTunnels(list, e)
+}
+
+// endTunnels ends each tunnel of list, collected under the set's lock
+// and ended outside it (ending writes to the connections), and returns
+// how many.
+func endTunnels(list []*tunnel, e *tunnelEnd) int {
 	for _, t := range list {
 		t.end(e)
 	}
