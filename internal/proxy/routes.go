@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -372,12 +371,4 @@ func (vp *virtualProxy) addResponseHeaders(w http.ResponseWriter) {
 	for k, v := range vp.responseHeaders {
 		h[k] = v
 	}
-}
-
-// newGUID returns a random (version 4) GUID, as in the user ids of
-// anonymous sessions.
-func newGUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return formatGUID(b[:])
 }
