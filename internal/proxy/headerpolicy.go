@@ -182,12 +182,12 @@ const reservedAttributePrefix = "Attribute-"
 
 // DropField reports whether a back end's response field is one no
 // browser may get from it: a Set-Cookie that would set a session cookie
-// of one of rt's virtual proxies (see isSessionCookie). openqps alone sets
+// of one of rt's virtual proxies (see isSessionCookieName). openqps alone sets
 // those: a back end that set one could fix a browser's session on any
 // virtual proxy, an anonymous one's back end on the others' too. Routes
 // are the upstream.Filter of every forwarded request.
 func (rt *routes) DropField(k, v string) bool {
-	return k == "Set-Cookie" && rt.isSessionCookie(setCookieName(v))
+	return k == "Set-Cookie" && rt.isSessionCookieName(setCookieName(v))
 }
 
 // setCookieName is the name a browser gives back the cookie of the
@@ -211,24 +211,6 @@ func setCookieName(v string) string {
 		name = strings.TrimSpace(name)
 	}
 	return name
-}
-
-// isSessionCookie reports whether name is the session cookie of one of
-// rt's virtual proxies, over HTTPS or plain HTTP (the -HTTP name). Names
-// are compared regardless of case: some back ends (ASP.NET among them)
-// read cookie names so. Nil routes have none.
-func (rt *routes) isSessionCookie(name string) bool {
-	if rt == nil {
-		return false
-	}
-	for i := range rt.cfg.VirtualProxies {
-		vp := rt.cfg.VirtualProxies[i].SessionCookieName
-		if strings.EqualFold(name, vp) ||
-			len(name) == len(vp)+len("-HTTP") && strings.EqualFold(name[:len(vp)], vp) && strings.EqualFold(name[len(vp):], "-HTTP") {
-			return true
-		}
-	}
-	return false
 }
 
 // hasToken is upstream.HasToken, for the front end's checks of a client's

@@ -9,15 +9,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openqps/openqps/internal/config"
 	"github.com/openqps/openqps/internal/upstream"
 )
 
 // testRoutes are routes with a default virtual proxy and "sessionvp",
 // for the session cookie names.
-var testRoutes = &routes{cfg: &config.Config{VirtualProxies: []config.VirtualProxy{
-	{SessionCookieName: "X-Qlik-Session"}, {Prefix: "sessionvp", SessionCookieName: "X-Qlik-Session-sessionvp"},
-}}}
+var testRoutes = &routes{sessionCookies: sessionCookieNames{"X-Qlik-Session", "X-Qlik-Session-HTTP", "X-Qlik-Session-sessionvp", "X-Qlik-Session-sessionvp-HTTP"}}
 
 // proxyHeader is a client response header as the proxy may have filled it
 // before forwarding: a session cookie just set, an additional header.
@@ -41,12 +38,12 @@ func TestBackendSessionCookiesAreDropped(t *testing.T) {
 		"a=X-Qlik-Session=1", "=a=X-Qlik-Session", "X-Qlik-Session-sessionvp-HTTP-HTTP=1",
 	}
 	for _, v := range dropped {
-		if name := setCookieName(v); !testRoutes.isSessionCookie(name) {
+		if name := setCookieName(v); !testRoutes.isSessionCookieName(name) {
 			t.Errorf("Set-Cookie: %s: name %q is taken for no session cookie", v, name)
 		}
 	}
 	for _, v := range kept {
-		if name := setCookieName(v); testRoutes.isSessionCookie(name) {
+		if name := setCookieName(v); testRoutes.isSessionCookieName(name) {
 			t.Errorf("Set-Cookie: %s: name %q is taken for a session cookie", v, name)
 		}
 	}
@@ -154,8 +151,8 @@ func FuzzSetCookieName(f *testing.F) {
 		if !isToken(readBack) {
 			return // session_cookie_name is a token (config checks it)
 		}
-		rt := &routes{cfg: &config.Config{VirtualProxies: []config.VirtualProxy{{SessionCookieName: readBack}}}}
-		if got := setCookieName(v); !rt.isSessionCookie(got) {
+		rt := &routes{sessionCookies: sessionCookieNames{readBack, readBack + "-HTTP"}}
+		if got := setCookieName(v); !rt.isSessionCookieName(got) {
 			t.Fatalf("Set-Cookie: %q comes back as %q, the cookie %q; setCookieName says %q", v, sent, readBack, got)
 		}
 	})
