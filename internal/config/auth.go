@@ -31,6 +31,8 @@ type Auth struct {
 	AnonymousAccess string `yaml:"anonymous_access"`
 	// JWT configures authentication_method jwt.
 	JWT JWT `yaml:"jwt"`
+	// OIDC configures authentication_method oidc (oidc.go).
+	OIDC OIDC `yaml:"oidc"`
 }
 
 // Authentication methods and anonymous access modes.
@@ -117,8 +119,10 @@ func (v *validator) auth(at string, vp *VirtualProxy) {
 		v.headerAuth(at, a)
 	case AuthJWT:
 		v.jwtAuth(at, &a.JWT)
+	case AuthOIDC:
+		v.oidcAuth(at, vp)
 	default:
-		v.fail(at+".authentication_method", fmt.Sprintf("%q: use ticket, header_static, header_dynamic or jwt", a.AuthenticationMethod))
+		v.fail(at+".authentication_method", fmt.Sprintf("%q: use ticket, header_static, header_dynamic, jwt or oidc", a.AuthenticationMethod))
 	}
 }
 

@@ -201,6 +201,8 @@ func credentialsHint(vp *virtualProxy) string {
 		return fmt.Sprintf("no valid session: virtual proxy %q takes the user from the %s header, set by the trusted front end", vp.cfg.Prefix, a.HeaderName)
 	case config.AuthJWT:
 		return fmt.Sprintf("no valid session: send Authorization: Bearer <JWT> signed with the key of virtual proxy %q", vp.cfg.Prefix)
+	case config.AuthOIDC:
+		return fmt.Sprintf("no valid session: open the page in a browser to log in at virtual proxy %q's identity provider", vp.cfg.Prefix)
 	}
 	return fmt.Sprintf("virtual proxy %q has no authentication module (authentication_module_redirect_uri); a login module must create a session through the trusted API", vp.cfg.Prefix)
 }

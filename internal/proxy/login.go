@@ -96,6 +96,7 @@ var vpLoginMethods = map[string]func(p *Proxy, vp *virtualProxy) (loginMethod, e
 	config.AuthHeaderStatic:  newHeaderLogin,
 	config.AuthHeaderDynamic: newHeaderLogin,
 	config.AuthJWT:           newJWTLogin,
+	config.AuthOIDC:          newOIDCLogin,
 }
 
 // verdictKind says what a login method found.

@@ -88,6 +88,8 @@ type Proxy struct {
 	credentials credentialIndex
 	// anonymousEnded holds the anonymous sessions logged out here.
 	anonymousEnded endedAnonymous
+	// oidc holds the providers of OIDC virtual proxies (oidc.go).
+	oidc oidcProviders
 }
 
 // New returns a front end for cfg that keeps sessions in store.
@@ -117,6 +119,7 @@ func (p *Proxy) SetConfig(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	p.oidc.configure(p, cfg)
 	if old := p.routes.Swap(rt); old != nil {
 		old.stopHealth()
 		removed := func(prefix string) bool { return rt.vpByPrefix(prefix) == nil }
@@ -143,6 +146,7 @@ func (p *Proxy) Close() {
 	if p.stopWatch != nil {
 		p.stopWatch()
 	}
+	p.oidc.close()
 	if rt := p.routes.Load(); rt != nil {
 		rt.stopHealth()
 	}

@@ -226,7 +226,7 @@ func refusalRows() []refusalRow {
 	}
 	loginVP := plainVP + "    authentication_module_redirect_uri: https://login.example/\n"
 	websocket := []string{"Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}
-	return []refusalRow{
+	return append([]refusalRow{
 		{"absolute-form target", 400, "invalid request target", rebuilt(plainVP, func(r *http.Request) { r.RequestURI = "http://evil.example/vp/hub/" })},
 		{"h2c upgrade", 400, "upgrade not allowed", simple(plainVP, "GET", "/vp/hub/", "Upgrade", "h2c", "Connection", "Upgrade, HTTP2-Settings")},
 		{"control character in the target", 400, "invalid request line", rebuilt(plainVP, func(r *http.Request) { r.RequestURI = "/vp/hub/\x01" })},
@@ -289,7 +289,7 @@ func refusalRows() []refusalRow {
 		{"back end answers garbage", 502, "back end failed", withSessionAt(answering("SMTP ready\r\n\r\n"), plainVP, "GET", "/vp/hub/")},
 		{"back end answer head too large", 502, "back end answer refused", withSessionAt(
 			answering("HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("a", upstream.MaxResponseHeadBytes)+"\r\nContent-Length: 0\r\n\r\n"), plainVP, "GET", "/vp/hub/")},
-	}
+	}, oidcRefusalRows()...)
 }
 
 // TestFrontendRefusals sends each refusal's request through the front
