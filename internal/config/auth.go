@@ -7,6 +7,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -52,6 +54,11 @@ type JWT struct {
 	// PublicKey is a PEM file with the certificate or public key that
 	// signs the tokens (RSA or ECDSA).
 	PublicKey string `yaml:"public_key"`
+	// JWKSURI, instead of PublicKey, is the issuer's JSON Web Key Set
+	// (https, or http on a loopback address): keys are fetched when
+	// needed, by kid, and again for an unknown kid (at most once a
+	// second), so a rotated key is picked up without a restart.
+	JWKSURI string `yaml:"jwks_uri"`
 	// UserIDClaim names the claim holding the user id (default userId).
 	UserIDClaim string `yaml:"user_id_claim"`
 	// UserDirectoryClaim names the claim holding the user directory
@@ -199,8 +206,17 @@ func (v *validator) jwtAuth(at string, j *JWT) {
 			v.fail(at+".jwt.attribute_claims", fmt.Sprintf("%q: %q: map a claim name to an attribute name, e.g. {groups: Group}", claim, attr))
 		}
 	}
-	if j.PublicKey == "" {
-		v.fail(at+".jwt.public_key", "jwt needs the PEM certificate or public key that verifies the tokens, e.g. public_key: /etc/openqps/jwt.pem")
+	switch {
+	case j.JWKSURI != "" && j.PublicKey != "":
+		v.fail(at+".jwt.jwks_uri", "give the verifying keys once: public_key (a PEM file) or jwks_uri (the issuer's key set), not both")
+		return
+	case j.JWKSURI != "":
+		if err := checkJWKSURI(j.JWKSURI); err != nil {
+			v.fail(at+".jwt.jwks_uri", err.Error())
+		}
+		return
+	case j.PublicKey == "":
+		v.fail(at+".jwt.public_key", "jwt needs the PEM certificate or public key that verifies the tokens, e.g. public_key: /etc/openqps/jwt.pem, or the issuer's key set, e.g. jwks_uri: https://idp.example.com/.well-known/jwks.json")
 		return
 	}
 	key, err := LoadJWTKey(j.PublicKey)
@@ -209,6 +225,21 @@ func (v *validator) jwtAuth(at string, j *JWT) {
 		return
 	}
 	j.Key = key
+}
+
+// checkJWKSURI accepts an https URL, or http on a loopback address: keys
+// fetched in clear over a network could be anyone's.
+func checkJWKSURI(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("%q: give the https URL of the issuer's JSON Web Key Set", raw)
+	}
+	if u.Scheme == "http" {
+		if ip := net.ParseIP(u.Hostname()); (ip == nil || !ip.IsLoopback()) && u.Hostname() != "localhost" {
+			return fmt.Errorf("%q: a key set fetched over plain http could be anyone's; use https (http only on a loopback address)", raw)
+		}
+	}
+	return nil
 }
 
 // LoadJWTKey reads the first usable PEM block of path: a certificate, a

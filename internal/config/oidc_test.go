@@ -63,3 +63,24 @@ func TestOIDCErrorsNameKey(t *testing.T) {
 		t.Errorf("anonymous with oidc: %v", err)
 	}
 }
+
+func TestJWKSURIChecked(t *testing.T) {
+	for _, c := range []struct{ uri, want string }{
+		{"https://idp.example.com/keys", ""},
+		{"http://127.0.0.1:8080/keys", ""},
+		{"http://idp.example.com/keys", "plain http"},
+		{"ftp://idp.example.com/keys", "https URL"},
+	} {
+		_, err := Parse([]byte(authVP("    authentication_method: jwt\n    jwt:\n      jwks_uri: " + c.uri + "\n")))
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.uri, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: error %v, want %q", c.uri, err, c.want)
+		}
+	}
+	_, err := Parse([]byte(authVP("    authentication_method: jwt\n    jwt:\n      jwks_uri: https://idp.example.com/k\n      public_key: /x.pem\n")))
+	if err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("both keys: %v", err)
+	}
+}

@@ -45,7 +45,7 @@ func FuzzVerifyJWT(f *testing.F) {
 	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.")
 	f.Add("..")
 	f.Fuzz(func(t *testing.T, token string) {
-		dir, user, attrs, err := verifyJWT(cfg, token, func() time.Time { return now })
+		dir, user, attrs, err := verifyJWT(cfg, nil, token, func() time.Time { return now })
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatal("empty reason")

@@ -27,9 +27,19 @@ const maxTokenBytes = 16 << 10
 // claims name. A request without a bearer token is left alone (its cookie
 // may do); a bad token is refused with 401 and the reason, even next to a
 // valid cookie, because the caller explicitly claimed to be someone.
-type jwtLogin struct{ p *Proxy }
+type jwtLogin struct {
+	p *Proxy
+	// keys is the key set of jwt.jwks_uri (jwks.go), nil with a PEM key.
+	keys *jwksCache
+}
 
-func newJWTLogin(p *Proxy, _ *virtualProxy) (loginMethod, error) { return jwtLogin{p}, nil }
+func newJWTLogin(p *Proxy, vp *virtualProxy) (loginMethod, error) {
+	j := jwtLogin{p: p}
+	if uri := vp.cfg.Auth.JWT.JWKSURI; uri != "" {
+		j.keys = newJWKSCache(uri, p.opts.Now, p.log)
+	}
+	return j, nil
+}
 
 // takeCredential takes the bearer token from the request, whatever else
 // authenticates it: the token is openqps's credential, not the back
@@ -49,7 +59,11 @@ func (j jwtLogin) login(rq *request, known verdict) (verdict, error) {
 		return verdict{}, nil
 	}
 	token := rq.credential
-	dir, user, attrs, err := verifyJWT(&rq.vp.cfg.Auth.JWT, token, j.p.opts.Now)
+	var keyFor func(kid string) (any, error)
+	if j.keys != nil {
+		keyFor = func(kid string) (any, error) { return j.keys.key(rq.r.Context(), kid) }
+	}
+	dir, user, attrs, err := verifyJWT(&rq.vp.cfg.Auth.JWT, keyFor, token, j.p.opts.Now)
 	if err != nil {
 		v := refusal(http.StatusUnauthorized, "invalid token", err.Error())
 		v.challenge = `Bearer error="invalid_token"`
@@ -97,23 +111,37 @@ func jwtAlgorithms(key any) []string {
 // verifyJWT checks a token's signature, expiry (required), lifetime,
 // issue time and audience (when configured) and reads the user from its
 // claims. Its errors say what is wrong in words a token issuer can act
-// on.
-func verifyJWT(c *config.JWT, token string, now func() time.Time) (dir, user string, attrs []session.Attribute, err error) {
+// on. keyFor, when not nil, gives the key of the token's kid (a JWKS);
+// otherwise c.Key verifies every token.
+func verifyJWT(c *config.JWT, keyFor func(kid string) (any, error), token string, now func() time.Time) (dir, user string, attrs []session.Attribute, err error) {
 	if token == "" || len(token) > maxTokenBytes {
 		return "", "", nil, fmt.Errorf("the bearer token is empty or longer than %d bytes", maxTokenBytes)
 	}
-	algs := jwtAlgorithms(c.Key)
+	key := c.Key
+	algs := jwtAlgorithms(key)
 	opts := []jwt.ParserOption{jwt.WithExpirationRequired(), jwt.WithTimeFunc(now)}
 	if c.Audience != "" {
 		opts = append(opts, jwt.WithAudience(c.Audience))
 	}
 	claims := jwt.MapClaims{}
 	parsed, err := jwt.NewParser(opts...).ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		if keyFor != nil {
+			kid, _ := t.Header["kid"].(string)
+			k, err := keyFor(kid)
+			if err != nil {
+				return nil, err
+			}
+			key, algs = k, jwtAlgorithms(k)
+		}
 		if !slices.Contains(algs, t.Method.Alg()) {
 			return nil, errAlgorithm
 		}
-		return c.Key, nil
+		return key, nil
 	})
+	var unknown *unknownKeyError
+	if errors.As(err, &unknown) {
+		return "", "", nil, unknown
+	}
 	if err != nil {
 		return "", "", nil, jwtReason(err, c, algs, claims)
 	}
@@ -121,7 +149,7 @@ func verifyJWT(c *config.JWT, token string, now func() time.Time) (dir, user str
 		return "", "", nil, err
 	}
 	if c.RequireLowS {
-		if err := checkLowS(c.Key, parsed.Signature); err != nil {
+		if err := checkLowS(key, parsed.Signature); err != nil {
 			return "", "", nil, err
 		}
 	}

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +38,28 @@ func FuzzOIDCCallback(f *testing.F) {
 		// opens must be that state, the only one sealed under key.
 		if err == nil && st != want {
 			t.Fatalf("a cookie openqps did not seal opened: %q -> %+v", cookie, st)
+		}
+	})
+}
+
+// FuzzParseJWKS feeds key sets to parseJWKS: no panic, and every key it
+// keeps is an RSA or ECDSA public key.
+func FuzzParseJWKS(f *testing.F) {
+	f.Add([]byte(`{"keys":[{"kty":"RSA","kid":"a","use":"sig","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}`))
+	f.Add([]byte(`{"keys":null}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		keys, err := parseJWKS(body)
+		if err == nil && len(keys) == 0 {
+			t.Fatal("an empty key set parsed without error")
+		}
+		for kid, k := range keys {
+			switch k.(type) {
+			case *rsa.PublicKey, *ecdsa.PublicKey:
+			default:
+				t.Fatalf("kid %q: kept a %T", kid, k)
+			}
 		}
 	})
 }
