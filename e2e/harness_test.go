@@ -135,6 +135,7 @@ type openqps struct {
 	Clock    *storetest.Clock // nil unless the store is memory
 	API      *qpsapi.Client
 	LoginURI string
+	t        *testing.T // for the OpenAPI check of API answers (openapi_test.go)
 }
 
 const loginModuleURI = "https://login.example.test/login"
@@ -188,8 +189,9 @@ virtual_proxies:
 		srv.Shutdown(ctx)
 	})
 	o := &openqps{
-		Server: srv, Backend: be, Clock: clock, LoginURI: loginModuleURI,
-		API: qpsapi.NewClient("https://"+srv.APIAddr, srv.Certs.ClientTLS()),
+		Server: srv, Backend: be, Clock: clock, LoginURI: loginModuleURI, t: t,
+		API: qpsapi.NewClientHTTP("https://"+srv.APIAddr, &http.Client{Timeout: 30 * time.Second, Transport: validatingTransport(t,
+			&http.Transport{TLSClientConfig: srv.Certs.ClientTLS(), MaxIdleConnsPerHost: 16, ForceAttemptHTTP2: true})}),
 	}
 	// Runs before the shutdown above: an idle HTTP/2 connection would
 	// hold Shutdown for its one-second GOAWAY grace period.
@@ -220,7 +222,7 @@ func (o *openqps) browser(t *testing.T) *http.Client {
 // client certificates (none: no certificate).
 func (o *openqps) apiClient(certs ...tls.Certificate) *http.Client {
 	return &http.Client{
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: o.Certs.CAPool, Certificates: certs}},
+		Transport: validatingTransport(o.t, &http.Transport{TLSClientConfig: &tls.Config{RootCAs: o.Certs.CAPool, Certificates: certs}}),
 		Timeout:   10 * time.Second,
 	}
 }

@@ -181,7 +181,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		}
 		return err
 	}
-	apiHandler := &guard{next: reloadCall{s: s, next: s.API}, log: log, listener: "trusted API", bodyTimeout: cfg.Timeouts.RequestBody,
+	apiHandler := &guard{next: reloadCall{s: s, next: qpsapi.WithOpenAPI(s.API)}, log: log, listener: "trusted API", bodyTimeout: cfg.Timeouts.RequestBody,
 		metrics: s.Metrics, audit: s.auditOnly, logPath: s.API.LogPath}
 	s.serve(&http.Server{Handler: apiHandler, TLSConfig: apiTLS}, tls.NewListener(apiLn, apiTLS), "trusted API")
 	feTLS := s.Certs.ServerTLS()
