@@ -32,6 +32,7 @@ type Config struct {
 	Audit          Audit          `yaml:"audit"`
 	Timeouts       Timeouts       `yaml:"timeouts"`
 	Transport      Transport      `yaml:"transport"`
+	Admin          Admin          `yaml:"admin"`
 	VirtualProxies []VirtualProxy `yaml:"virtual_proxies"`
 }
 
@@ -108,6 +109,7 @@ func (c *Config) finish(root *yaml.Node) error {
 	c.Log.setDefaults()
 	c.Timeouts.setDefaults()
 	c.Transport.setDefaults()
+	c.Admin.setDefaults()
 
 	v := validator{root: root}
 	v.frontend(&c.Frontend)
@@ -120,6 +122,7 @@ func (c *Config) finish(root *yaml.Node) error {
 	v.transport(&c.Transport)
 	v.metrics(c)
 	v.virtualProxies(c.VirtualProxies)
+	v.admin(c)
 	return v.err()
 }
 

@@ -40,6 +40,7 @@ var ReservedPrefixes = map[string]bool{
 	"error": true, "qrs": true, "qmc": true, "hub": true, "app": true,
 	"resources": true, "api": true, "sense": true, "demo-login": true, // the demo's login module
 	"csrftoken": true, "restarted": true,
+	ConsolePath: true, // the admin console of the default virtual proxy (admin.go)
 }
 
 var prefixPattern = regexp.MustCompile(`^[a-z0-9._~-]+$`)

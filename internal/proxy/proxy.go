@@ -56,6 +56,9 @@ type Options struct {
 	// response larger than a copy buffer (see copyBody); 0 is
 	// DefaultStallTimeout.
 	StallTimeout time.Duration
+	// Console, when set, serves /<prefix>/openqps/ of the virtual proxies
+	// the admin section names, after authentication (console.go).
+	Console http.Handler
 }
 
 // DefaultStallTimeout is Options.StallTimeout's default, nginx's
@@ -249,6 +252,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case identified:
 		rq.session, rq.anonymous = v.session, v.anonymous
+	}
+	if p.serveConsole(rq, v) {
+		return
 	}
 	if strings.HasPrefix(rq.path, "/qps/") || rq.path == "/qps" {
 		p.personal(rq)

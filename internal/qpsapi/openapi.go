@@ -4,6 +4,8 @@ import (
 	_ "embed"
 	"net/http"
 	"strconv"
+
+	"github.com/openqps/openqps/internal/httperror"
 )
 
 // OpenAPI is the OpenAPI 3.1 document of the trusted API: QPS's calls and
@@ -29,7 +31,7 @@ func WithOpenAPI(next http.Handler) http.Handler {
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeJSON(w, http.StatusMethodNotAllowed, apiError{Error: "method not allowed", Detail: "GET " + OpenAPIPath})
+			httperror.WriteJSON(w, http.StatusMethodNotAllowed, "method not allowed", "GET "+OpenAPIPath)
 			return
 		}
 		h := w.Header()

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/openqps/openqps/internal/config"
+	"github.com/openqps/openqps/internal/console"
 	"github.com/openqps/openqps/internal/metrics"
 	"github.com/openqps/openqps/internal/pki"
 	"github.com/openqps/openqps/internal/proxy"
@@ -161,8 +162,10 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	port, _ := strconv.Atoi(apiPort)
 
 	s.API = qpsapi.New(cfg, s.Store, log, opts.Now)
+	adminConsole := console.New(console.Options{Store: s.Store, Config: s.CurrentConfig, Reload: s.ReloadFile,
+		Backends: func() []metrics.Backend { return s.Frontend.Backends() }, Log: log, Now: opts.Now})
 	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: opts.Local, Hosts: certNames(s.Certs), ActivityInterval: opts.ActivityInterval, Metrics: s.Metrics,
-		HTTPSPort: listenPort(feLn), HTTPPort: listenPort(httpLn)})
+		HTTPSPort: listenPort(feLn), HTTPPort: listenPort(httpLn), Console: adminConsole})
 	if err != nil {
 		closeListeners()
 		return nil, err
