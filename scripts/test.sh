@@ -52,6 +52,7 @@ OPENQPS_TEST_UPSTREAM=net/http OPENQPS_TEST_RAW_SOCKETS=off go test -race -count
   -run 'TestForward|TestBackend|TestWriteHead|TestRefused|TestStalled|TestWebsocket|TestAttack|TestSeed' ./internal/proxy ./e2e
 if [ -f interop/package.json ]; then
   need node nodejs
+  need chromium chromium # the console's browser test (interop/console.test.js)
   echo "== interop (real npm clients)"
   make -s interop
 fi

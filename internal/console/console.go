@@ -102,7 +102,9 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: under no-referrer a browser sends
+	// "Origin: null" with a form POST, and the origin check needs it.
+	h.Set("Referrer-Policy", "same-origin")
 	cr, ok := proxy.ConsoleRequestFrom(r.Context())
 	if !ok {
 		c.refuse(w, r, nil, http.StatusForbidden, "not authenticated", "the console is reached through a virtual proxy's login")

@@ -191,7 +191,14 @@ func (c *Console) endUser(k *call) {
 }
 
 // back sends the browser to the sessions page after an action (POST,
-// redirect, GET), saying what was done.
+// redirect, GET), with the filter it had, saying what was done.
 func (c *Console) back(k *call, msg string) {
-	http.Redirect(k.w, k.r, k.cr.Base+"/sessions?"+url.Values{"done": {msg}}.Encode(), http.StatusSeeOther)
+	f := k.r.PostForm
+	q := url.Values{"done": {msg}}
+	for _, name := range []string{"vp", "dir", "user"} {
+		if v := f.Get("f" + name); v != "" {
+			q.Set(name, v)
+		}
+	}
+	http.Redirect(k.w, k.r, k.cr.Base+"/sessions?"+q.Encode(), http.StatusSeeOther)
 }

@@ -62,7 +62,8 @@ var virtualProxies = []struct{ prefix, description, login string }{
 // defaults. It is parsed as a user's file would be.
 func (d *Demo) Config() *config.Config {
 	var b strings.Builder
-	fmt.Fprintf(&b, "metrics: {listen: %q}\nvirtual_proxies:\n", MetricsListen)
+	// Log in with the group OpenqpsAdmins to open the console at /openqps/.
+	fmt.Fprintf(&b, "metrics: {listen: %q}\nadmin: {attribute: Group=OpenqpsAdmins}\nvirtual_proxies:\n", MetricsListen)
 	for _, vp := range virtualProxies {
 		fmt.Fprintf(&b, "  - {prefix: %q, description: %q, authentication_module_redirect_uri: %q, backends: [%q]}\n",
 			vp.prefix, vp.description, vp.login, d.HubURL)

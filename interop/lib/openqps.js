@@ -66,7 +66,8 @@ function listen(server) {
 // start runs openqps with the given virtual proxies (objects written as
 // YAML flow mappings) in front of backend. It resolves once both listeners
 // are up, with their URLs and the paths of the generated certificates.
-async function start(virtualProxies) {
+// extra, when given, is more top-level YAML (e.g. an admin section).
+async function start(virtualProxies, extra = '') {
   const bin = build();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'openqps-interop-'));
   const vps = virtualProxies.map((vp) => '  - ' + JSON.stringify(vp)).join('\n');
@@ -76,6 +77,7 @@ frontend: {listen: "127.0.0.1:0"}
 api: {listen: "127.0.0.1:0"}
 store: {type: memory}
 log: {level: info, format: json}
+${extra}
 virtual_proxies:
 ${vps}
 `);
@@ -104,6 +106,7 @@ ${vps}
     api: entry.api,
     apiPort: Number(new URL(entry.api).port),
     log,
+    configFile,
     certs: {
       dir: certDir,
       ca: fs.readFileSync(path.join(certDir, 'root.pem')),
