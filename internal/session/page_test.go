@@ -96,3 +96,21 @@ func BenchmarkPageAt1M(b *testing.B) {
 		})
 	}
 }
+
+// FuzzPageCursor: any cursor either is refused or starts a page, never
+// panics the walk.
+func FuzzPageCursor(f *testing.F) {
+	m := NewMemory()
+	defer m.Close()
+	now := time.Now()
+	m.Add(context.Background(), Session{Prefix: "vp", ID: "0123456789abcdef", UserDirectory: "D", UserID: "u", Created: now, LastUsed: now, Timeout: time.Hour})
+	for _, c := range []string{"", "0.0", "255.99999", "-1.0", "1.", ".1", "99999999999999999999.0"} {
+		f.Add(c)
+	}
+	f.Fuzz(func(t *testing.T, cursor string) {
+		list, _, err := m.Page(context.Background(), PageFilter{AnyPrefix: true}, cursor, 10)
+		if err == nil && len(list) > 1 {
+			t.Fatalf("cursor %q: %d sessions of 1", cursor, len(list))
+		}
+	})
+}
