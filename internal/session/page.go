@@ -30,12 +30,14 @@ func (f *PageFilter) match(prefix, dir, user []byte) bool {
 // Pager is implemented by stores that list sessions a page at a time
 // without reading them all (the admin console; List is the fallback).
 type Pager interface {
-	// Page returns at most limit live sessions matching f, starting at
+	// Page returns about limit live sessions matching f (at most limit
+	// from memory; from Redis up to one scan batch more), starting at
 	// cursor ("" for the first page), and the cursor of the next page
 	// ("" after the last). A page visits a bounded number of sessions,
 	// so with a narrow filter it may come back short, or empty, with a
 	// next cursor: the walk goes on there. Sessions added or removed
-	// while paging may or may not be listed; none is listed twice.
+	// while paging may or may not be listed; none is listed twice (on
+	// Redis, only while its index is not rehashed, as with every SCAN).
 	Page(ctx context.Context, f PageFilter, cursor string, limit int) (list []Session, next string, err error)
 }
 
