@@ -133,3 +133,29 @@ func toLoginModule(t *testing.T, resp *http.Response, _ string) {
 		t.Errorf("Location %q, want the login module", loc)
 	}
 }
+
+// TestConsoleShowsOnlyItsOwnMessages: a link cannot put words on an
+// admin's sessions page; the redirect of the admin's own action can.
+func TestConsoleShowsOnlyItsOwnMessages(t *testing.T) {
+	o := start(t, func(c *config.Config) { c.Admin = consoleAdmin })
+	admin := randomHex(16)
+	o.addSession(t, "", "DOMAIN", "admin", admin)
+	b := o.browser(t)
+	const phish = "Your password expired: log in again at evil.example"
+	_, body := get(t, b, o.frontURL("/openqps/sessions?done="+url.QueryEscape(phish)+"&sig=x"), "Cookie", "X-Qlik-Session="+admin)
+	if strings.Contains(body, "evil.example") {
+		t.Error("a link's message appears on the page")
+	}
+	token, _ := consolePage(t, o, "/openqps/sessions", "X-Qlik-Session="+admin)
+	req, _ := http.NewRequest(http.MethodPost, o.frontURL("/openqps/users/end"), strings.NewReader(url.Values{"csrf": {token}, "vp": {""}, "dir": {"DOMAIN"}, "user": {"nobody"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Cookie", "X-Qlik-Session="+admin)
+	resp, _ := do(t, b, req)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("end user: %d", resp.StatusCode)
+	}
+	_, body = get(t, b, o.frontURL(resp.Header.Get("Location")), "Cookie", "X-Qlik-Session="+admin)
+	if !strings.Contains(body, `Ended 0 session(s) of DOMAIN\nobody`) {
+		t.Errorf("the action's own message is missing:\n%.2000s", body)
+	}
+}
