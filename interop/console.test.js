@@ -145,6 +145,7 @@ test('the admin console in a real browser', async (t) => {
   const rows = admin.locator('tbody tr');
   assert.strictEqual(await rows.count(), 1);
   assert.match(await rows.first().textContent(), /DOMAIN\\bob/);
+  assert.strictEqual(await rows.first().locator('td.ws').textContent(), '1', 'bob\'s open websocket is counted');
   await admin.screenshot({ path: path.join(shots, 'console-sessions-filtered.png'), fullPage: true });
   await Promise.all([admin.waitForNavigation(), rows.first().locator('button.danger').click()]);
   assert.match(await admin.textContent('.message'), /Ended the session of DOMAIN\\bob in \(default\)/);

@@ -59,8 +59,10 @@ type Options struct {
 	Config   func() *config.Config    // the configuration in force
 	Reload   func() error             // reads the configuration file again (SIGHUP's work)
 	Backends func() []metrics.Backend // every back end with its health
-	Log      *slog.Logger
-	Now      func() time.Time
+	// Websockets counts a session's open websockets on this node.
+	Websockets func(prefix, id string) int
+	Log        *slog.Logger
+	Now        func() time.Time
 }
 
 // Console serves the pages. It is an http.Handler for proxy.Options.Console.

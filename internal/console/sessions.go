@@ -21,6 +21,7 @@ import (
 type sessionRow struct {
 	VP, Directory, User, Attributes, Hash, Handle string
 	Created, LastUsed                             time.Time
+	Websockets                                    int
 }
 
 type sessionsData struct {
@@ -79,8 +80,12 @@ func (c *Console) sessions(k *call) {
 		for _, a := range s.Attributes {
 			at = append(at, a.Key+"="+a.Value)
 		}
-		d.Rows = append(d.Rows, sessionRow{VP: s.Prefix, Directory: s.UserDirectory, User: s.UserID, Attributes: strings.Join(at, ", "),
-			Hash: session.Redact(s.ID), Handle: handle, Created: s.Created, LastUsed: s.LastUsed})
+		row := sessionRow{VP: s.Prefix, Directory: s.UserDirectory, User: s.UserID, Attributes: strings.Join(at, ", "),
+			Hash: session.Redact(s.ID), Handle: handle, Created: s.Created, LastUsed: s.LastUsed}
+		if c.opts.Websockets != nil {
+			row.Websockets = c.opts.Websockets(s.Prefix, s.ID)
+		}
+		d.Rows = append(d.Rows, row)
 	}
 	if next != "" {
 		nq := url.Values{"vp": {vp}, "dir": {f.UserDirectory}, "user": {f.UserID}, "cursor": {next}}

@@ -66,3 +66,11 @@ func consolePath(p string) (string, bool) {
 	rest := p[len(seg):]
 	return rest, rest == "" || rest[0] == '/'
 }
+
+// Websockets returns how many websockets of a session are open on this
+// node, for the console.
+func (p *Proxy) Websockets(prefix, id string) int {
+	p.tunnels.mu.Lock()
+	defer p.tunnels.mu.Unlock()
+	return len(p.tunnels.bySession[tunnelKey{prefix, id}])
+}

@@ -163,7 +163,8 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 
 	s.API = qpsapi.New(cfg, s.Store, log, opts.Now)
 	adminConsole := console.New(console.Options{Store: s.Store, Config: s.CurrentConfig, Reload: s.ReloadFile,
-		Backends: func() []metrics.Backend { return s.Frontend.Backends() }, Log: log, Now: opts.Now})
+		Backends: func() []metrics.Backend { return s.Frontend.Backends() }, Log: log, Now: opts.Now,
+		Websockets: func(prefix, id string) int { return s.Frontend.Websockets(prefix, id) }})
 	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: opts.Local, Hosts: certNames(s.Certs), ActivityInterval: opts.ActivityInterval, Metrics: s.Metrics,
 		HTTPSPort: listenPort(feLn), HTTPPort: listenPort(httpLn), Console: adminConsole})
 	if err != nil {
