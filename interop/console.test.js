@@ -169,6 +169,16 @@ test('the admin console in a real browser', async (t) => {
   await Promise.all([admin.waitForNavigation(), admin.click('main form button')]);
   assert.match(await admin.textContent('.message'), /Reloaded/);
   await admin.screenshot({ path: path.join(shots, 'console-config.png'), fullPage: true });
+  await admin.click('nav a[href$="/events"]');
+  await admin.waitForURL(/\/events$/);
+  const [, issued, redeemed] = (await admin.textContent('.counts')).match(/(\d+) tickets issued, (\d+) redeemed/);
+  assert.ok(Number(issued) >= 2 && Number(redeemed) >= 2, `two logins: ${issued} issued, ${redeemed} redeemed`);
+  assert.ok((await admin.locator('tbody tr', { hasText: 'ticket.redeemed' }).count()) >= 2, 'both logins are listed as redeemed tickets');
+  await admin.screenshot({ path: path.join(shots, 'console-events.png'), fullPage: true });
+  await admin.click('.tabs a[href$="kind=failures"]');
+  await admin.waitForURL(/kind=failures$/);
+  assert.ok((await admin.locator('tbody tr', { hasText: 'console.refused' }).count()) >= 1, "bob's 403 is listed");
+  await admin.screenshot({ path: path.join(shots, 'console-events-failures.png'), fullPage: true });
   // Keyboard only: the first tab stop is the console's own link.
   await admin.keyboard.press('Tab');
   assert.strictEqual(await admin.evaluate(() => document.activeElement.textContent), 'openqps console');

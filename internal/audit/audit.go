@@ -41,7 +41,7 @@ func NewHandler(log slog.Handler, out io.Writer, count func(event string)) *Hand
 // only.
 func IsAuditEvent(event string) bool {
 	for _, p := range []string{"session.", "ticket.", "auth.", "user.", "api.", "frontend.rejected", "panic",
-		"websocket.origin_refused", "websocket.csrf_refused"} {
+		"websocket.origin_refused", "websocket.csrf_refused", "console."} {
 		if strings.HasPrefix(event, p) {
 			return true
 		}

@@ -59,6 +59,8 @@ type Options struct {
 	Config   func() *config.Config    // the configuration in force
 	Reload   func() error             // reads the configuration file again (SIGHUP's work)
 	Backends func() []metrics.Backend // every back end with its health
+	// Recent holds the last audit events (may be nil).
+	Recent *Recent
 	// Websockets counts a session's open websockets on this node.
 	Websockets func(prefix, id string) int
 	Log        *slog.Logger
@@ -160,10 +162,12 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.sessions(k)
 	case "/proxies":
 		c.proxies(k)
+	case "/events":
+		c.events(k)
 	case "/config":
 		c.config(k, "", false)
 	default:
-		c.refuse(w, r, cr, http.StatusNotFound, "no such page", "the console's pages are Sessions, Virtual proxies and Configuration")
+		c.refuse(w, r, cr, http.StatusNotFound, "no such page", "the console's pages are Sessions, Virtual proxies, Events and Configuration")
 	}
 }
 

@@ -80,3 +80,22 @@ func FuzzUnseal(f *testing.F) {
 		}
 	})
 }
+
+// TestRecentKeepsTheLastEvents: the ring keeps the last n lines, newest
+// first.
+func TestRecentKeepsTheLastEvents(t *testing.T) {
+	r := NewRecent(3)
+	if got := r.newestFirst(); len(got) != 0 {
+		t.Fatalf("empty ring: %q", got)
+	}
+	for _, l := range []string{"a\n", "b\n", "c\n", "d\n", "e\n"} {
+		r.Write([]byte(l))
+	}
+	var got []string
+	for _, l := range r.newestFirst() {
+		got = append(got, string(l))
+	}
+	if strings.Join(got, ",") != "e,d,c" {
+		t.Errorf("got %q, want e,d,c", got)
+	}
+}

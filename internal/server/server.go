@@ -93,9 +93,10 @@ type Server struct {
 	wg         sync.WaitGroup
 	errs       chan error
 
-	auditFile      *os.File      // audit.file, when set
-	qlikLogs       *qliklog.Logs // log.qlik, when set
-	auditOnly      *slog.Logger  // writes to the audit log only
+	auditFile      *os.File        // audit.file, when set
+	qlikLogs       *qliklog.Logs   // log.qlik, when set
+	auditOnly      *slog.Logger    // writes to the audit log only
+	recentEvents   *console.Recent // the last audit events, for the console
 	stopWatch      context.CancelFunc
 	listenerFailed atomic.Bool
 }
@@ -164,7 +165,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	s.API = qpsapi.New(cfg, s.Store, log, opts.Now)
 	adminConsole := console.New(console.Options{Store: s.Store, Config: s.CurrentConfig, Reload: s.ReloadFile,
 		Backends: func() []metrics.Backend { return s.Frontend.Backends() }, Log: log, Now: opts.Now,
-		Websockets: func(prefix, id string) int { return s.Frontend.Websockets(prefix, id) }})
+		Websockets: func(prefix, id string) int { return s.Frontend.Websockets(prefix, id) }, Recent: s.recentEvents})
 	s.Frontend, err = proxy.New(cfg, s.Store, log, proxy.Options{APIPort: port, Now: opts.Now, Local: opts.Local, Hosts: certNames(s.Certs), ActivityInterval: opts.ActivityInterval, Metrics: s.Metrics,
 		HTTPSPort: listenPort(feLn), HTTPPort: listenPort(httpLn), Console: adminConsole})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/openqps/openqps/internal/audit"
+	"github.com/openqps/openqps/internal/console"
 	"github.com/openqps/openqps/internal/metrics"
 	"github.com/openqps/openqps/internal/qliklog"
 	"github.com/openqps/openqps/internal/session"
@@ -47,8 +48,12 @@ func (s *Server) openAudit(opts Options, log *slog.Logger) (*slog.Logger, error)
 		}
 		s.auditFile, out = file, file
 	}
+	// The console's events page shows the last events of this stream.
+	s.recentEvents = console.NewRecent(1000)
 	if out == nil {
-		out = io.Discard
+		out = s.recentEvents
+	} else {
+		out = io.MultiWriter(out, s.recentEvents)
 	}
 	h := audit.NewHandler(log.Handler(), out, s.Metrics.Event)
 	s.auditOnly = h.AuditOnly()
