@@ -26,5 +26,6 @@ func rootCommand() *cobra.Command {
 	}
 	root.AddCommand(serveCommand(), reloadCommand(), versionCommand(), healthcheckCommand(), certsCommand(), sessionCommand(), userCommand(), ticketCommand())
 	root.AddCommand(platformCommands()...)
+	root.AddCommand(samlCommand())
 	return root
 }

@@ -35,6 +35,8 @@ type Auth struct {
 	JWT JWT `yaml:"jwt"`
 	// OIDC configures authentication_method oidc (oidc.go).
 	OIDC OIDC `yaml:"oidc"`
+	// SAML configures authentication_method saml (saml.go).
+	SAML SAML `yaml:"saml"`
 }
 
 // Authentication methods and anonymous access modes.
@@ -128,8 +130,10 @@ func (v *validator) auth(at string, vp *VirtualProxy) {
 		v.jwtAuth(at, &a.JWT)
 	case AuthOIDC:
 		v.oidcAuth(at, vp)
+	case AuthSAML:
+		v.samlAuth(at, vp)
 	default:
-		v.fail(at+".authentication_method", fmt.Sprintf("%q: use ticket, header_static, header_dynamic, jwt or oidc", a.AuthenticationMethod))
+		v.fail(at+".authentication_method", fmt.Sprintf("%q: use ticket, header_static, header_dynamic, jwt, oidc or saml", a.AuthenticationMethod))
 	}
 }
 

@@ -97,6 +97,7 @@ var vpLoginMethods = map[string]func(p *Proxy, vp *virtualProxy) (loginMethod, e
 	config.AuthHeaderDynamic: newHeaderLogin,
 	config.AuthJWT:           newJWTLogin,
 	config.AuthOIDC:          newOIDCLogin,
+	config.AuthSAML:          newSAMLLogin,
 }
 
 // verdictKind says what a login method found.

@@ -235,6 +235,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isWebsocket(r) && !p.websocketOriginAllowed(rq) {
 		return
 	}
+	if s, ok := rq.vp.logins.method.(*samlLogin); ok && rq.path == samlMetadataPath {
+		p.serveSAMLMetadata(rq, s)
+		return
+	}
 	v, err := p.authenticate(rq)
 	if err != nil {
 		p.storeFailed(rq, err)

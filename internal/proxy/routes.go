@@ -98,6 +98,7 @@ func newRoutes(cfg *config.Config, p *Proxy, old *routes) (*routes, error) {
 		if c.Auth.AuthenticationMethod == config.AuthHeaderDynamic {
 			vp.userPattern, _ = config.ParseUserPattern(c.Auth.DynamicUserDirectory) // validated with the config
 		}
+		c.Auth.SAML.DataDir = cfg.DataDir // where a SAML virtual proxy keeps the key it makes
 		logins, err := newLoginPipeline(p, vp)
 		if err != nil {
 			return nil, err
