@@ -574,3 +574,31 @@ func signedByStranger(t *testing.T, _ *samlIdP, x string) string {
 	sign(t, ctx, doc, doc.Root())
 	return writeXML(t, doc)
 }
+
+// TestAttackSAMLIdPInitiatedLandsOnTheLandingPage: with
+// allow_idp_initiated, a response that answers no request logs in, from
+// a browser that never went to the IdP, and lands on the configured page
+// whatever RelayState says — never an open redirect.
+func TestAttackSAMLIdPInitiatedLandsOnTheLandingPage(t *testing.T) {
+	o, idp := startSAML(t, "      allow_idp_initiated: true\n", false)
+	unsolicited := resignBoth(func(r, as *etree.Element) {
+		r.RemoveAttr("InResponseTo")
+		as.FindElement(".//SubjectConfirmationData").RemoveAttr("InResponseTo")
+	})
+	for _, relay := range []string{"", "https://evil.test/", "//evil.test/x", "/saml/sense/app/abc"} {
+		o.Clock.Set(time.Now())
+		action, form := samlLoginAtIdP(t, o.samlBrowser(t, false), o.frontURL("/saml/hub/"), "mallory", "mallorypw")
+		fresh := o.samlBrowser(t, false)
+		fresh.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		form.Set("SAMLResponse", base64.StdEncoding.EncodeToString([]byte(unsolicited(t, idp, decodeSAMLResponse(t, form.Get("SAMLResponse"))))))
+		form.Set("RelayState", relay)
+		resp, err := fresh.PostForm(action, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/saml/hub/" {
+			t.Errorf("RelayState %q: %d to %q, want 303 to /saml/hub/", relay, resp.StatusCode, loc)
+		}
+	}
+}
