@@ -289,7 +289,7 @@ func refusalRows() []refusalRow {
 		{"back end answers garbage", 502, "back end failed", withSessionAt(answering("SMTP ready\r\n\r\n"), plainVP, "GET", "/vp/hub/")},
 		{"back end answer head too large", 502, "back end answer refused", withSessionAt(
 			answering("HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("a", upstream.MaxResponseHeadBytes)+"\r\nContent-Length: 0\r\n\r\n"), plainVP, "GET", "/vp/hub/")},
-	}, oidcRefusalRows()...)
+	}, append(oidcRefusalRows(), samlRefusalRows()...)...)
 }
 
 // TestFrontendRefusals sends each refusal's request through the front

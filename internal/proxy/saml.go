@@ -353,18 +353,18 @@ func (e samlRefusal) Error() string { return e.reason }
 func refuse(format string, args ...any) error { return samlRefusal{fmt.Sprintf(format, args...)} }
 
 // consume checks the IdP's answer and logs the browser in. A refusal
-// is answered with the page browsers get (the POST comes from the IdP's
-// auto-submit form); its reason quotes values of the response and is cut
-// to maxSAMLReason, so a response cannot make a log line of a megabyte.
+// names what failed, never the XML; its reason quotes values of the
+// response and is cut to maxSAMLReason, so a response cannot make a log
+// line of a megabyte.
 func (s *samlLogin) consume(rq *request) (verdict, error) {
 	p := s.p
 	rq.r.Body = http.MaxBytesReader(rq.w, rq.r.Body, maxSAMLResponse)
 	if err := rq.r.ParseForm(); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return samlRefused(rq, http.StatusRequestEntityTooLarge, fmt.Sprintf("the SAMLResponse POST is larger than %d bytes", maxSAMLResponse)), nil
+			return samlRefused(http.StatusRequestEntityTooLarge, fmt.Sprintf("the SAMLResponse POST is larger than %d bytes", maxSAMLResponse)), nil
 		}
-		return samlRefused(rq, http.StatusBadRequest, "the POST is not a form: "+err.Error()), nil
+		return samlRefused(http.StatusBadRequest, "the POST is not a form: "+err.Error()), nil
 	}
 	relayState := rq.r.PostForm.Get("RelayState")
 	relay, bound, err := s.relayFromCookie(rq, relayState)
@@ -381,7 +381,7 @@ func (s *samlLogin) consume(rq *request) (verdict, error) {
 	}
 	var refused samlRefusal
 	if errors.As(err, &refused) {
-		return samlRefused(rq, http.StatusForbidden, refused.reason), nil
+		return samlRefused(http.StatusForbidden, refused.reason), nil
 	} else if err != nil {
 		return verdict{}, err
 	}
@@ -404,11 +404,10 @@ func (s *samlLogin) consume(rq *request) (verdict, error) {
 }
 
 // samlRefused is the refusal of a SAMLResponse.
-func samlRefused(rq *request, status int, reason string) verdict {
+func samlRefused(status int, reason string) verdict {
 	if len(reason) > maxSAMLReason {
 		reason = strings.ToValidUTF8(reason[:maxSAMLReason], "") + "…"
 	}
-	rq.r.Header.Set("Accept", "text/html") // the browser's POST: the page, never the XML
 	return refusal(status, "SAML login refused", reason+"; log in again from the start page")
 }
 

@@ -7,7 +7,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
+	"io"
 	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -161,4 +166,44 @@ func FuzzSAMLResponse(f *testing.F) {
 			t.Fatalf("accepted %+v from %q", a, data)
 		}
 	})
+}
+
+// samlRefusalRows are the SAML virtual proxy's rows of refusalRows.
+func samlRefusalRows() []refusalRow {
+	send := func(method, target, body string) func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
+		return func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
+			dir := t.TempDir()
+			idp, sp := testKeyPair(t), testKeyPair(t)
+			md := `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="` + testIdP + `"><md:IDPSSODescriptor>` +
+				`<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>` + base64.StdEncoding.EncodeToString(idp.Certificate[0]) + `</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>` +
+				`<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="` + testIdP + `sso"/></md:IDPSSODescriptor></md:EntityDescriptor>`
+			keyDER, _ := x509.MarshalPKCS8PrivateKey(sp.PrivateKey)
+			for name, data := range map[string][]byte{
+				"idp.xml": []byte(md),
+				"sp.pem":  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: sp.Certificate[0]}),
+				"sp.key":  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+			} {
+				if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			vps := "  - prefix: vp\n    backends: [\"%s\"]\n    authentication_method: saml\n    saml:\n" +
+				"      idp_metadata: " + filepath.Join(dir, "idp.xml") + "\n      entity_id: " + testSP + "\n" +
+				"      user_directory_attribute: \"[ACME]\"\n      certificate: " + filepath.Join(dir, "sp.pem") + "\n      key: " + filepath.Join(dir, "sp.key") + "\n"
+			p, logs := refusalFrontEnd(t, okBackend(t), vps, nil)
+			r := clientRequest(method, target)
+			if body != "" {
+				r = clientRequest(method, target, "Content-Type", "application/x-www-form-urlencoded")
+				r.Body = io.NopCloser(strings.NewReader(body))
+				r.ContentLength = int64(len(body))
+			}
+			return p, logs, r
+		}
+	}
+	return []refusalRow{
+		{"SAML assertion consumer by GET", 405, "SAML assertion consumer", send("GET", "/vp/samlauthn/", "")},
+		{"SAML metadata by POST", 405, "SAML metadata", send("POST", "/vp/samlmetadata", "")},
+		{"SAMLResponse not base64", 403, "SAML login refused", send("POST", "/vp/samlauthn/", "SAMLResponse=%3Cx%3E&RelayState=r")},
+		{"SAMLResponse with a DTD", 403, "SAML login refused", send("POST", "/vp/samlauthn/", "SAMLResponse="+base64.StdEncoding.EncodeToString([]byte(`<!DOCTYPE x><x/>`)))},
+	}
 }
