@@ -51,20 +51,6 @@ func (o *openqps) samlSP(t *testing.T, prefix string, encrypt bool) samlSP {
 	return samlSP{EntityID: "https://openqps.test/" + prefix, ACS: acs, SLO: o.frontURL("/" + prefix + "/samllogout"), Cert: block.Bytes, Encrypt: encrypt}
 }
 
-// samlLogin runs the whole login of user on c and returns the page the
-// browser lands on.
-func samlLogin(t *testing.T, o *openqps, c *http.Client, start, user, password string) (*http.Response, string) {
-	t.Helper()
-	action, form := samlLoginAtIdP(t, c, start, user, password)
-	resp, err := c.PostForm(action, form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, string(body)
-}
-
 func TestSAMLLoginRestoresTheURLAndForwardsTheUser(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
