@@ -329,7 +329,7 @@ func TestAttackSAMLReplay(t *testing.T) {
 			c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 			// The attacker captured the form and the login cookie; the
 			// victim's browser posts first.
-			jarCookies := c.Jar.Cookies(mustURL(t, action))
+			jarCookies := c.Jar.Cookies(samlURL(t, action))
 			resp, err := c.PostForm(action, form)
 			if err != nil || resp.StatusCode != http.StatusSeeOther {
 				t.Fatalf("first post: %v %v", resp.StatusCode, err)
@@ -338,7 +338,7 @@ func TestAttackSAMLReplay(t *testing.T) {
 			before := len(o.Backend.requests())
 			thief := o.samlBrowser(t, h2)
 			thief.CheckRedirect = c.CheckRedirect
-			thief.Jar.SetCookies(mustURL(t, action), jarCookies)
+			thief.Jar.SetCookies(samlURL(t, action), jarCookies)
 			resp, err = thief.PostForm(action, form)
 			if err != nil {
 				t.Fatal(err)
@@ -388,11 +388,11 @@ func TestAttackSAMLReplayAcrossNodes(t *testing.T) {
 		return resp.StatusCode, string(body)
 	}
 	// The thief captured the form and the browser's login cookie.
-	captured := c.Jar.Cookies(mustURL(t, a.frontURL("/saml/samlauthn/")))
+	captured := c.Jar.Cookies(samlURL(t, a.frontURL("/saml/samlauthn/")))
 	if s, body := post(a); s != http.StatusSeeOther {
 		t.Fatalf("node a: %d, want 303; %.300s", s, body)
 	}
-	c.Jar.SetCookies(mustURL(t, b.frontURL("/saml/samlauthn/")), captured)
+	c.Jar.SetCookies(samlURL(t, b.frontURL("/saml/samlauthn/")), captured)
 	if s, body := post(b); s != http.StatusForbidden || !strings.Contains(body, "already used") {
 		t.Fatalf("replay on node b: %d %.300s, want 403 already used", s, body)
 	}
@@ -401,7 +401,7 @@ func TestAttackSAMLReplayAcrossNodes(t *testing.T) {
 	}
 }
 
-func mustURL(t *testing.T, s string) *url.URL {
+func samlURL(t *testing.T, s string) *url.URL {
 	u, err := url.Parse(s)
 	if err != nil {
 		t.Fatal(err)
