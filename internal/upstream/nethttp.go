@@ -105,10 +105,17 @@ func fieldBytes(h http.Header) int {
 	return n
 }
 
+// spokeRetries is how often a request without a body is sent again after
+// the connection it was given turned out to have spoken while idle:
+// nothing of it was written, and each try takes another connection, but
+// the pool may hold several that went bad together (a back end that
+// closed them all), so one retry is not always enough.
+const spokeRetries = 3
+
 func (t *Transport) roundTripStd(ctx context.Context, r *Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		resp, err := t.roundTripStdOnce(ctx, r)
-		if err != errSpokeWhileIdle || r.Body != nil || attempt > 0 {
+		if err != errSpokeWhileIdle || r.Body != nil || attempt >= spokeRetries {
 			return resp, err
 		}
 	}
