@@ -372,7 +372,8 @@ func TestOIDCProviderErrorIsAClearPage(t *testing.T) {
 	state := auth.Query().Get("state")
 	resp, body := get(t, b, o.frontURL("/oidc1/oidcauthn?error=access_denied&error_description=The+user+is+not+assigned+to+the+app&state="+state), "Accept", "text/html")
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "The user is not assigned to the app") ||
-		!strings.Contains(body, "To log in again, open "+o.frontURL("/oidc1/hub/")) {
+		!strings.Contains(body, "To log in again, open "+o.frontURL("/oidc1/hub/")) ||
+		!strings.Contains(body, `<a href="`+o.frontURL("/oidc1/hub/")+`">Try again</a>`) {
 		t.Fatalf("provider error: %d %.500q, want 403 with the provider's message and a link back", resp.StatusCode, body)
 	}
 	if len(o.Backend.requests()) != 0 {

@@ -29,13 +29,22 @@ const ContentTypeJSON = "application/json; charset=utf-8"
 var page = template.Must(template.New("error").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{.Status}} {{.Error}}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;color:#222}h1{font-size:1.4em}</style>
-</head><body><h1>{{.Status}} — {{.Error}}</h1><p>{{.Detail}}</p></body></html>
+</head><body><h1>{{.Status}} — {{.Error}}</h1><p>{{.Detail}}</p>{{if .Retry}}
+<p><a href="{{.Retry}}">Try again</a></p>{{end}}</body></html>
 `))
 
 // Write answers r with status: a browser (Accept containing text/html)
 // gets the HTML page, everything else the JSON body. Neither is cached.
 // msg and detail must not carry internal addresses or stack traces.
 func Write(w http.ResponseWriter, r *http.Request, status int, msg, detail string) {
+	WriteRetry(w, r, status, msg, detail, "")
+}
+
+// WriteRetry is Write with a place to try again: retry, when not empty, is
+// a URL the caller checked (one of the proxy's own) that the HTML page
+// links to, for a login that failed at an identity provider. The JSON
+// body is Write's; its detail says where to go.
+func WriteRetry(w http.ResponseWriter, r *http.Request, status int, msg, detail, retry string) {
 	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
 		WriteJSON(w, status, msg, detail)
 		return
@@ -45,9 +54,9 @@ func Write(w http.ResponseWriter, r *http.Request, status int, msg, detail strin
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	page.Execute(w, struct {
-		Status        int
-		Error, Detail string
-	}{status, msg, detail})
+		Status               int
+		Error, Detail, Retry string
+	}{status, msg, detail, retry})
 }
 
 // WriteJSON answers with status and the JSON body, compact, with

@@ -44,3 +44,18 @@ func TestWriteAnswersBrowsersWithAPage(t *testing.T) {
 		t.Errorf("client: %s", w.Body)
 	}
 }
+
+func TestWriteRetryLinksABrowserToTryAgain(t *testing.T) {
+	browser := httptest.NewRequest("GET", "/", nil)
+	browser.Header.Set("Accept", "text/html")
+	w := httptest.NewRecorder()
+	httperror.WriteRetry(w, browser, http.StatusForbidden, "login refused", "the identity provider said no.", "https://proxy.example/sales/hub/?a=1&b=<2>")
+	if body := w.Body.String(); !strings.Contains(body, `<a href="https://proxy.example/sales/hub/?a=1&amp;b=%3c2%3e">Try again</a>`) {
+		t.Errorf("page without an escaped link to try again:\n%s", body)
+	}
+	w = httptest.NewRecorder()
+	httperror.Write(w, browser, http.StatusForbidden, "login refused", "no")
+	if strings.Contains(w.Body.String(), "Try again") {
+		t.Errorf("a page without a retry URL offers one:\n%s", w.Body.String())
+	}
+}

@@ -143,6 +143,9 @@ type verdict struct {
 	error, reason string
 	// challenge is the WWW-Authenticate value of a refusal or an answer.
 	challenge string
+	// retry, on a refusal, is a URL of this proxy where a browser may
+	// log in again; the refusal page links to it.
+	retry string
 	// location is where an answer sends the client.
 	location string
 }

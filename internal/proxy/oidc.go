@@ -129,41 +129,42 @@ func (m *oidcLogin) callback(rq *request) (verdict, error) {
 	// The state cookie is spent whatever happens next.
 	http.SetCookie(rq.w, oidcStateCookie(rq, "", -1))
 	st, why := p.oidcStateOf(rq, key)
-	again := " To log in again, open " + p.vpHome(rq) + "."
+	retry := p.vpHome(rq)
 	if why == "" {
-		again = " To log in again, open " + st.Target + "."
+		retry = st.Target // checked as this proxy's when the login began
 	}
+	again := " To log in again, open " + retry + "."
 	if q.Error != "" {
 		msg := q.Error
 		if q.ErrorDescription != "" {
 			msg += ": " + q.ErrorDescription
 		}
-		return p.loggedRefusal(rq, refusal(http.StatusForbidden, "login refused by the identity provider", "the identity provider answered "+msg+"."+again)), nil
+		return p.loggedRefusal(rq, refusal(http.StatusForbidden, "login refused by the identity provider", "the identity provider answered "+msg+"."+again), retry), nil
 	}
 	switch {
 	case why != "":
-		return p.loggedRefusal(rq, refusal(http.StatusBadRequest, "no login in progress", why+"."+again)), nil
+		return p.loggedRefusal(rq, refusal(http.StatusBadRequest, "no login in progress", why+"."+again), retry), nil
 	case !constantTimeEqual(q.State, st.State):
-		return p.loggedRefusal(rq, refusal(http.StatusBadRequest, "no login in progress", "the callback's state does not match the login this browser started."+again)), nil
+		return p.loggedRefusal(rq, refusal(http.StatusBadRequest, "no login in progress", "the callback's state does not match the login this browser started."+again), retry), nil
 	case q.Code == "":
-		return p.loggedRefusal(rq, refusal(http.StatusBadRequest, "invalid login callback", "the callback has no code: the identity provider must answer with response_type code."+again)), nil
+		return p.loggedRefusal(rq, refusal(http.StatusBadRequest, "invalid login callback", "the callback has no code: the identity provider must answer with response_type code."+again), retry), nil
 	}
 	if q.Issuer != "" && strings.TrimSuffix(q.Issuer, "/") != strings.TrimSuffix(vp.cfg.Auth.OIDC.Issuer, "/") {
 		// RFC 9207: the code comes from another provider (a mix-up).
-		return p.loggedRefusal(rq, refusal(http.StatusBadRequest, "login from another identity provider", fmt.Sprintf("the callback names the issuer %q; this virtual proxy logs in at %q.", q.Issuer, vp.cfg.Auth.OIDC.Issuer)+again)), nil
+		return p.loggedRefusal(rq, refusal(http.StatusBadRequest, "login from another identity provider", fmt.Sprintf("the callback names the issuer %q; this virtual proxy logs in at %q.", q.Issuer, vp.cfg.Auth.OIDC.Issuer)+again), retry), nil
 	}
 	rp := p.oidc.ready(vp.cfg.Prefix)
 	if rp == nil {
 		return oidcUnreachable(vp), nil
 	}
 	if !p.oidc.used.spend(st.State, time.Unix(st.Expires, 0), p.opts.Now()) {
-		return p.loggedRefusal(rq, refusal(http.StatusBadRequest, "no login in progress", "this login was already completed; a login callback is valid once."+again)), nil
+		return p.loggedRefusal(rq, refusal(http.StatusBadRequest, "no login in progress", "this login was already completed; a login callback is valid once."+again), retry), nil
 	}
 	dir, user, attrs, rawID, err := rp.finish(rq.r.Context(), p.oidcRedirectURL(rq), q.Code, st)
 	if err != nil {
 		var failure *oidcFailure
 		if errors.As(err, &failure) {
-			return p.loggedRefusal(rq, refusal(failure.status, failure.msg, failure.detail+again)), nil
+			return p.loggedRefusal(rq, refusal(failure.status, failure.msg, failure.detail+again), retry), nil
 		}
 		return verdict{}, err
 	}
@@ -274,7 +275,8 @@ func failure(status int, msg, detail string) error {
 
 // loggedRefusal logs a failed login once as this method's event (the
 // handler logs the answer) and returns its verdict.
-func (p *Proxy) loggedRefusal(rq *request, v verdict) verdict {
+func (p *Proxy) loggedRefusal(rq *request, v verdict, retry string) verdict {
+	v.retry = retry
 	p.log.Info("login not completed", "event", "oidc.login_refused", "status", v.status, "vp", rq.vp.cfg.Prefix,
 		"error", v.error, "remote", rq.r.RemoteAddr)
 	return v

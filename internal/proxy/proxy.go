@@ -252,7 +252,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if v.challenge != "" {
 			w.Header().Set("WWW-Authenticate", v.challenge)
 		}
-		p.reject(rq, v.status, v.error, v.reason)
+		p.rejectRetry(rq, v.status, v.error, v.reason, v.retry)
 		return
 	case identified:
 		rq.session, rq.anonymous = v.session, v.anonymous

@@ -14,13 +14,19 @@ import (
 // Every refusal of the front end goes through here; TestFrontendRefusals
 // lists them all, and fails when one is added without a row.
 func (p *Proxy) reject(rq *request, status int, msg, detail string) {
+	p.rejectRetry(rq, status, msg, detail, "")
+}
+
+// rejectRetry is reject with a URL of this proxy where a browser may try
+// again (httperror.WriteRetry).
+func (p *Proxy) rejectRetry(rq *request, status int, msg, detail, retry string) {
 	prefix := ""
 	if rq.vp != nil {
 		prefix = rq.vp.cfg.Prefix
 	}
 	p.log.Warn("request rejected", "event", "frontend.rejected", "status", status, "vp", prefix,
 		"method", rq.r.Method, "path", rq.r.URL.Path, "error", msg, "detail", detail, "remote", rq.r.RemoteAddr)
-	httperror.Write(rq.w, rq.r, status, msg, detail)
+	httperror.WriteRetry(rq.w, rq.r, status, msg, detail, retry)
 }
 
 // rejectShape answers, with Connection: close, a request of a shape no
