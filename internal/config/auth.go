@@ -37,6 +37,8 @@ type Auth struct {
 	OIDC OIDC `yaml:"oidc"`
 	// SAML configures authentication_method saml (saml.go).
 	SAML SAML `yaml:"saml"`
+	// Windows configures authentication_method windows (windows.go).
+	Windows Windows `yaml:"windows"`
 }
 
 // Authentication methods and anonymous access modes.
@@ -132,8 +134,10 @@ func (v *validator) auth(at string, vp *VirtualProxy) {
 		v.oidcAuth(at, vp)
 	case AuthSAML:
 		v.samlAuth(at, vp)
+	case AuthWindows:
+		v.windowsAuth(at, &a.Windows)
 	default:
-		v.fail(at+".authentication_method", fmt.Sprintf("%q: use ticket, header_static, header_dynamic, jwt, oidc or saml", a.AuthenticationMethod))
+		v.fail(at+".authentication_method", fmt.Sprintf("%q: use ticket, header_static, header_dynamic, jwt, oidc, saml or windows", a.AuthenticationMethod))
 	}
 }
 

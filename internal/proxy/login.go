@@ -98,6 +98,7 @@ var vpLoginMethods = map[string]func(p *Proxy, vp *virtualProxy) (loginMethod, e
 	config.AuthJWT:           newJWTLogin,
 	config.AuthOIDC:          newOIDCLogin,
 	config.AuthSAML:          newSAMLLogin,
+	config.AuthWindows:       newWindowsLogin,
 }
 
 // verdictKind says what a login method found.

@@ -93,6 +93,8 @@ type Proxy struct {
 	anonymousEnded endedAnonymous
 	// oidc holds the providers of OIDC virtual proxies (oidc.go).
 	oidc oidcProviders
+	// formsLogins counts the windows forms login attempts per client.
+	formsLogins formsLoginLimiter
 }
 
 // New returns a front end for cfg that keeps sessions in store.
@@ -237,6 +239,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if s, ok := rq.vp.logins.method.(*samlLogin); ok && rq.path == samlMetadataPath {
 		p.serveSAMLMetadata(rq, s)
+		return
+	}
+	if rq.vp.cfg.Auth.AuthenticationMethod == config.AuthWindows && isFormsLoginPath(rq.path) {
+		p.formsLogin(rq) // a page of its own (windows_form.go)
 		return
 	}
 	v, err := p.authenticate(rq)
