@@ -2,8 +2,9 @@
 # The whole test suite, as the README and CI run it: vet, unit and
 # end-to-end tests under the race detector, the interoperability suite
 # with real npm clients, and a short run of every fuzz target.
-# Tests that need Redis start their own redis-server on a free port; this
-# script only makes sure the binary is installed.
+# Tests that need Redis start their own redis-server on a free port, and
+# those of Windows authentication their own MIT KDC; this script only
+# makes sure the binaries are installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +44,10 @@ if ! { [ -d /usr/share/simplesamlphp/www ] && php -m 2>/dev/null | grep -qix dom
     echo "SimpleSAMLphp is not installed ('apt-get install simplesamlphp php-cli php-xml php-mbstring php-curl'): the SAML tests will skip"
   fi
 fi
+# Windows authentication tests start their own MIT KDC (internal/kdctest).
+need krb5kdc krb5-kdc
+need kadmin.local krb5-admin-server
+need kinit krb5-user
 
 echo "== go vet"
 go vet ./...

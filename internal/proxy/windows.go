@@ -105,7 +105,13 @@ func (m windowsLogin) login(rq *request, known verdict) (verdict, error) {
 func verifyKerberos(w *config.Windows, req *messages.APReq, remote string) (dir, user string, attrs []session.Attribute, status int, err error) {
 	tkt := req.Ticket
 	spn := tkt.SName.PrincipalNameString() + "@" + tkt.Realm
-	if tkt.Realm != w.Realm || !tkt.SName.Equal(w.Principal) {
+	switch {
+	case tkt.Realm != w.Realm:
+		// A user of a trusted realm still gets the ticket for this
+		// service from this realm's KDC, through the trust.
+		return "", "", nil, http.StatusUnauthorized, fmt.Errorf("the ticket for %s was issued in realm %s, not by the KDC of %s: openqps holds no key of that realm (a user of a trusted realm must get the ticket through the trust)",
+			spn, tkt.Realm, w.Realm)
+	case !tkt.SName.Equal(w.Principal):
 		return "", "", nil, http.StatusUnauthorized, fmt.Errorf("the ticket is for %s, not for %s: the browser asked for the service principal of another host name (users must open the site by the name in %s, or register it with setspn)",
 			spn, w.ServicePrincipal, w.ServicePrincipal)
 	}
