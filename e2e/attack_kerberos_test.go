@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -238,4 +239,89 @@ func (ar *attackWindowsRealm) expiredToken(t *testing.T, _ *openqps) map[string]
 	token := negotiate(t, cl, winSPN)
 	time.Sleep(time.Until(issued.Add(1*time.Second + 1*time.Second + 200*time.Millisecond)))
 	return map[string]string{"{token}": token}
+}
+
+// TestAttackWindowsFormsLogin: cross-site posts of the forms login and a
+// password-guessing flood. The user name carries each attempt's marker,
+// which no back end may see.
+func TestAttackWindowsFormsLogin(t *testing.T) {
+	r := startWindowsRealm(t)
+	o := startWindows(t, r, "")
+	page := o.frontURL("/win/internal_forms_authentication/?target=%2Fwin%2Fhub%2F")
+	post := func(b *http.Client, form url.Values, origin string) (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodPost, page, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		return do(t, b, req)
+	}
+	token := func(b *http.Client) string {
+		_, body := get(t, b, page)
+		m := formsCSRFField.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no CSRF token on the form: %.200q", body)
+		}
+		return m[1]
+	}
+	t.Run("CSRF", func(t *testing.T) {
+		victim := o.browser(t)
+		own := token(victim)
+		other := token(o.browser(t)) // the attacker's own, valid token
+		for _, c := range []struct {
+			name   string
+			b      *http.Client
+			csrf   string
+			origin string
+		}{
+			{"no token, no cookie", o.browser(t), "", ""},
+			{"the attacker's token with the victim's cookie", victim, other, ""},
+			{"no token with the victim's cookie", victim, "", ""},
+			{"the right token from another origin", victim, own, "https://evil.example"},
+			{"the right token from a null origin", victim, own, "null"},
+		} {
+			mark := "zqform" + randomHex(4)
+			resp, body := post(c.b, url.Values{"username": {winUser + mark}, "password": {winPassword}, "csrf": {c.csrf}}, c.origin)
+			if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "another site") {
+				t.Errorf("%s: %d %.200q, want 403", c.name, resp.StatusCode, body)
+			}
+			attackNeverReachedBackend(t, o, mark, false)
+		}
+		// The victim's own form still works: the refusals were about
+		// the forgery, not a broken form.
+		resp, body := post(victim, url.Values{"username": {winUser}, "password": {winPassword}, "csrf": {own}}, "https://"+o.FrontendAddr)
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("the genuine post: %d %.200q", resp.StatusCode, body)
+		}
+	})
+	t.Run("password flood", func(t *testing.T) {
+		o.Clock.Advance(time.Minute) // a window of its own, after the CSRF test's login
+		b := o.browser(t)
+		csrf := token(b)
+		attempt := func(password string) (*http.Response, string) {
+			mark := "zqflood" + randomHex(4)
+			resp, body := post(b, url.Values{"username": {winUser}, "password": {password + mark}, "csrf": {csrf}}, "")
+			attackNeverReachedBackend(t, o, mark, false)
+			return resp, body
+		}
+		for i := range 5 {
+			if resp, body := attempt("guess"); resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("guess %d: %d %.200q, want 401", i+1, resp.StatusCode, body)
+			}
+		}
+		resp, body := attempt("guess")
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("sixth guess: %d Retry-After %q %.200q, want 429", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+		}
+		// While limited, the right password gets the same refusal: the
+		// limit is no oracle either.
+		form := url.Values{"username": {winUser}, "password": {winPassword}, "csrf": {csrf}}
+		if resp, _ := post(b, form, ""); resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("right password while limited: %d, want 429", resp.StatusCode)
+		}
+		o.Clock.Advance(time.Minute)
+		if resp, body := post(b, form, ""); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("right password after the window: %d %.200q, want 303", resp.StatusCode, body)
+		}
+	})
 }

@@ -3,12 +3,14 @@ package e2e
 import (
 	"crypto/tls"
 	"encoding/pem"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -180,5 +182,136 @@ func TestWindowsNegotiateWithKinitAndCurl(t *testing.T) {
 	}
 	if u := o.Backend.last(t).Header.Get("X-Qlik-User"); u != "UserDirectory=ACME; UserId=alice" {
 		t.Errorf("X-Qlik-User %q", u)
+	}
+}
+
+const iPhoneUA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+
+func TestWindowsDevicePatternChoosesTheLogin(t *testing.T) {
+	r := startWindowsRealm(t)
+	o := startWindows(t, r, "")
+	b := o.browser(t)
+	resp, body := get(t, b, o.frontURL("/win/hub/?x=1"), "User-Agent", windowsUA, "Accept", "text/html")
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != "Negotiate" {
+		t.Fatalf("Windows browser: %d WWW-Authenticate %q, want 401 Negotiate", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	if !strings.Contains(body, "sign in with your password at /win/internal_forms_authentication/?target=") {
+		t.Errorf("the challenge page does not offer the forms login: %.400q", body)
+	}
+	resp, _ = get(t, b, o.frontURL("/win/hub/?x=1"), "User-Agent", iPhoneUA, "Accept", "text/html")
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || loc != "/win/internal_forms_authentication/?target="+url.QueryEscape(o.frontURL("/win/hub/?x=1")) {
+		t.Fatalf("phone: %d Location %q, want 302 to the forms login", resp.StatusCode, loc)
+	}
+	if resp.Header.Get("WWW-Authenticate") != "" {
+		t.Error("the phone got a Negotiate challenge")
+	}
+	// A script that is not navigating gets the challenge and JSON.
+	req, _ := http.NewRequest(http.MethodPost, o.frontURL("/win/qrs/app"), nil)
+	req.Header.Set("User-Agent", iPhoneUA)
+	resp, body = do(t, b, req)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `"error":"not authenticated"`) {
+		t.Errorf("POST: %d %.200q", resp.StatusCode, body)
+	}
+}
+
+func TestWindowsDevicePatternStar(t *testing.T) {
+	r := startWindowsRealm(t)
+	o := startWindows(t, r, "      device_pattern: \"*\"\n")
+	resp, _ := get(t, o.browser(t), o.frontURL("/win/hub/"), "User-Agent", iPhoneUA, "Accept", "text/html")
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != "Negotiate" {
+		t.Fatalf("%d WWW-Authenticate %q, want 401 Negotiate for every user agent", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+}
+
+var formsCSRFField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+
+// formsLogin opens the forms login in b and posts username and password;
+// it returns the answer to the post.
+func formsLogin(t *testing.T, o *openqps, b *http.Client, target, username, password string) (*http.Response, string) {
+	t.Helper()
+	page := o.frontURL("/win/internal_forms_authentication/?target=" + url.QueryEscape(target))
+	resp, body := get(t, b, page, "User-Agent", iPhoneUA, "Accept", "text/html")
+	m := formsCSRFField.FindStringSubmatch(body)
+	if resp.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("forms login page: %d %.300q", resp.StatusCode, body)
+	}
+	form := url.Values{"username": {username}, "password": {password}, "csrf": {m[1]}}
+	req, _ := http.NewRequest(http.MethodPost, page, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "text/html")
+	req.Header.Set("Origin", "https://"+o.FrontendAddr)
+	return do(t, b, req)
+}
+
+func TestWindowsFormsLogin(t *testing.T) {
+	r := startWindowsRealm(t)
+	o := startWindows(t, r, "")
+	target := o.frontURL("/win/hub/after-login")
+	for _, name := range []string{"alice", `ACME\alice`, "alice@ACME.TEST", "alice@acme.test"} {
+		b := o.browser(t)
+		resp, body := formsLogin(t, o, b, target, name, winPassword)
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != target {
+			t.Fatalf("%s: %d Location %q, want 303 to %s; %.300q", name, resp.StatusCode, resp.Header.Get("Location"), target, body)
+		}
+		resp, _ = get(t, b, target)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: after login: %d", name, resp.StatusCode)
+		}
+		if u := o.Backend.last(t).Header.Get("X-Qlik-User"); u != "UserDirectory=ACME; UserId=alice" {
+			t.Errorf("%s: X-Qlik-User %q", name, u)
+		}
+	}
+}
+
+func TestWindowsFormsLoginWrongPasswordTellsNothing(t *testing.T) {
+	r := startWindowsRealm(t)
+	o := startWindows(t, r, "")
+	target := o.frontURL("/win/hub/")
+	answers := map[string]string{}
+	for _, c := range []struct{ name, user, password string }{
+		{"wrong password", "alice", "not-her-password"},
+		{"unknown user", "mallory", "whatever"},
+		{"unmapped domain", `EVIL\alice`, winPassword},
+	} {
+		resp, body := formsLogin(t, o, o.browser(t), target, c.user, c.password)
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "The user name or password is wrong.") {
+			t.Errorf("%s: %d %.300q", c.name, resp.StatusCode, body)
+		}
+		if len(resp.Cookies()) != 1 || resp.Cookies()[0].Name != "openqps-forms-csrf" {
+			t.Errorf("%s: cookies %v, want only a new CSRF token", c.name, resp.Cookies())
+		}
+		answers[c.name] = formsCSRFField.ReplaceAllString(body, "")
+	}
+	if answers["wrong password"] != answers["unknown user"] || answers["unknown user"] != answers["unmapped domain"] {
+		t.Errorf("the answers differ, so they tell which users exist:\n%q\n%q\n%q", answers["wrong password"], answers["unknown user"], answers["unmapped domain"])
+	}
+}
+
+func TestWindowsFormsLoginKDCUnreachable(t *testing.T) {
+	r := startWindowsRealm(t)
+	dead := filepath.Join(t.TempDir(), "krb5.conf")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	conf := "[libdefaults]\n default_realm = ACME.TEST\n dns_lookup_kdc = false\n udp_preference_limit = 1\n[realms]\n ACME.TEST = {\n  kdc = " + closed + "\n }\n"
+	if err := os.WriteFile(dead, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := start(t, func(c *config.Config) {
+		vp := windowsVP(t, r, c.VirtualProxies[0].Backends[0], "")
+		kc, err := krb5config.Load(dead)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vp.Auth.Windows.Krb5Conf, vp.Auth.Windows.KrbConfig = dead, kc
+		c.VirtualProxies = append(c.VirtualProxies, vp)
+	})
+	resp, body := formsLogin(t, o, o.browser(t), o.frontURL("/win/hub/"), "alice", winPassword)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "does not answer") {
+		t.Errorf("%d %.300q, want 503 saying the login server does not answer", resp.StatusCode, body)
 	}
 }
