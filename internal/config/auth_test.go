@@ -37,7 +37,7 @@ func TestAuthDefaults(t *testing.T) {
 
 func TestAuthErrorsNameKeyAndLine(t *testing.T) {
 	for _, c := range []struct{ yaml, want string }{
-		{"    authentication_method: kerberos\n", `line 5: virtual_proxies[0].authentication_method: "kerberos": use ticket, header_static, header_dynamic, jwt, oidc or saml`},
+		{"    authentication_method: kerberos\n", `line 5: virtual_proxies[0].authentication_method: "kerberos": use ticket, header_static, header_dynamic, jwt, oidc, saml or windows`},
 		{"    anonymous_access: sometimes\n", `line 5: virtual_proxies[0].anonymous_access: "sometimes": use none, allow or always`},
 		{"    authentication_method: header_static\n    static_user_directory: ACME\n", `virtual_proxies[0].header_name: header_static needs the header`},
 		{"    authentication_method: header_static\n    header_name: X-Qlik-User\n    static_user_directory: ACME\n", `line 6: virtual_proxies[0].header_name: "X-Qlik-User": X-Qlik-* headers are reserved`},

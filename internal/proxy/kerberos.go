@@ -76,19 +76,26 @@ func parseNegotiate(scheme, token string) (t negotiateToken, err error) {
 	if err != nil {
 		return t, fmt.Errorf("the %s token is not base64: %v", scheme, err)
 	}
-	if bytes.HasPrefix(b, ntlmSignature) {
-		return negotiateToken{kind: negotiateNTLM}, nil
-	}
-	if strings.EqualFold(scheme, "NTLM") {
+	if strings.EqualFold(scheme, "NTLM") && !bytes.HasPrefix(b, ntlmSignature) {
 		return t, errors.New("the NTLM token is not an NTLM message")
 	}
 	defer func() {
 		// gokrb5's ASN.1 decoder is a fork of an old encoding/asn1: a
 		// token it trips over must be a refusal, not a crashed request.
+		// (FuzzDecodeNegotiate runs decodeNegotiate without this net.)
 		if r := recover(); r != nil {
 			t, err = negotiateToken{}, fmt.Errorf("the Negotiate token is malformed ASN.1")
 		}
 	}()
+	return decodeNegotiate(b)
+}
+
+// decodeNegotiate reads a decoded Negotiate token that is not an NTLM
+// message.
+func decodeNegotiate(b []byte) (t negotiateToken, err error) {
+	if bytes.HasPrefix(b, ntlmSignature) {
+		return negotiateToken{kind: negotiateNTLM}, nil
+	}
 	var st spnego.SPNEGOToken
 	if err := st.Unmarshal(b); err != nil {
 		// A bare Kerberos GSS-API token, without SPNEGO around it.
