@@ -315,3 +315,64 @@ func TestWindowsFormsLoginKDCUnreachable(t *testing.T) {
 		t.Errorf("%d %.300q, want 503 saying the login server does not answer", resp.StatusCode, body)
 	}
 }
+
+// TestWindowsCrossRealmUsers: a user of OTHER.TEST, a realm ACME.TEST
+// trusts, gets the ticket for openqps's HTTP/localhost@ACME.TEST through
+// the trust (MIT kinit + curl); realm_directories decides whether that
+// realm's users may log in, and as which directory.
+func TestWindowsCrossRealmUsers(t *testing.T) {
+	r := startWindowsRealm(t)
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed")
+	}
+	other := kdctest.Start(t, "OTHER.TEST")
+	other.AddUser("bob", winPassword)
+	// The trust: the same cross-realm key in both KDCs.
+	for _, k := range []*kdctest.KDC{r.KDC, other} {
+		k.Kadmin("addprinc -pw trust-8d1e krbtgt/" + winRealm + "@OTHER.TEST")
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "krb5.conf")
+	krb5 := "[libdefaults]\n default_realm = OTHER.TEST\n dns_lookup_kdc = false\n dns_lookup_realm = false\n rdns = false\n dns_canonicalize_hostname = false\n udp_preference_limit = 1\n" +
+		"[realms]\n " + winRealm + " = {\n  kdc = " + r.Addr + "\n }\n OTHER.TEST = {\n  kdc = " + other.Addr + "\n }\n[domain_realm]\n localhost = " + winRealm + "\n"
+	if err := os.WriteFile(conf, []byte(krb5), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cc := filepath.Join(dir, "cc")
+	kinit := other.Command(cc, "kinit", "bob@OTHER.TEST")
+	kinit.Env = append(kinit.Env, "KRB5_CONFIG="+conf)
+	kinit.Stdin = strings.NewReader(winPassword + "\n")
+	if out, err := kinit.CombinedOutput(); err != nil {
+		t.Fatalf("kinit: %v\n%s", err, out)
+	}
+	for _, c := range []struct {
+		name        string
+		directories map[string]string
+		status      string
+		user        string
+	}{
+		{"realm not mapped", map[string]string{winRealm: "ACME"}, "403", ""},
+		{"realm mapped", map[string]string{winRealm: "ACME", "OTHER.TEST": "OTHERDOM"}, "200", "UserDirectory=OTHERDOM; UserId=bob"},
+	} {
+		o := start(t, func(cfg *config.Config) {
+			v := windowsVP(t, r, cfg.VirtualProxies[0].Backends[0], "")
+			v.Auth.Windows.RealmDirectories = c.directories
+			cfg.VirtualProxies = append(cfg.VirtualProxies, v)
+		})
+		ca := filepath.Join(t.TempDir(), "ca.pem")
+		os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: o.Certs.CA.Raw}), 0o600)
+		curl := other.Command(cc, "curl", "-sS", "--negotiate", "-u", ":", "--cacert", ca, "-o", "/dev/null", "-w", "%{http_code}", o.localURL("/win/hub/cross"))
+		curl.Env = append(curl.Env, "KRB5_CONFIG="+conf)
+		out, err := curl.CombinedOutput()
+		if err != nil || string(out) != c.status {
+			t.Fatalf("%s: curl: %v, printed %q, want %s", c.name, err, out, c.status)
+		}
+		if c.user != "" {
+			if u := o.Backend.last(t).Header.Get("X-Qlik-User"); u != c.user {
+				t.Errorf("%s: X-Qlik-User %q, want %q", c.name, u, c.user)
+			}
+		} else if n := len(o.Backend.requests()); n != 0 {
+			t.Errorf("%s: the back end got %d requests", c.name, n)
+		}
+	}
+}
