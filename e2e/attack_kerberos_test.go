@@ -43,6 +43,9 @@ func TestAttackTableWindows(t *testing.T) {
 	other := kdctest.Start(t, "OTHER.TEST")
 	other.AddUser(winUser, winPassword)
 	other.AddService(winSPN)
+	// A keytab shared with another service, as a host keytab often is:
+	// holding HTTP/other.test's key must not make its tickets good here.
+	r.keytab = r.Keytab("shared.keytab", winSPN, "HTTP/other.test")
 	ar := &attackWindowsRealm{windowsRealm: r, other: other}
 	o := startWindows(t, r, "      max_clock_skew: 1s\n")
 	alice := r.krbClient(t, winUser, winPassword)
