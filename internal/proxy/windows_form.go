@@ -16,8 +16,7 @@ import (
 	"time"
 
 	"github.com/jcmturner/gokrb5/v8/client"
-	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
-	"github.com/jcmturner/gokrb5/v8/messages"
+	"github.com/jcmturner/gokrb5/v8/krberror"
 
 	"github.com/openqps/openqps/internal/config"
 )
@@ -249,29 +248,17 @@ func directoryOf(w *config.Windows, realm string) string {
 var errKDCUnreachable = errors.New("no KDC answered")
 
 // kerberosPassword checks a password with an AS exchange: the KDC gives a
-// ticket-granting ticket only for the right password.
+// ticket-granting ticket only for the right password. An error that is
+// not errKDCUnreachable is a refused login; its text (the KDC's error
+// code: wrong password, unknown or locked user) is for the log only.
 func kerberosPassword(w *config.Windows, user, realm, password string) error {
 	cl := client.NewWithPassword(user, realm, password, w.KrbConfig, client.DisablePAFXFAST(true))
 	defer cl.Destroy()
 	err := cl.Login()
-	if err == nil {
-		return nil
-	}
-	var kerr messages.KRBError
-	if errors.As(err, &kerr) {
-		switch kerr.ErrorCode {
-		case errorcode.KDC_ERR_PREAUTH_FAILED, errorcode.KRB_AP_ERR_BAD_INTEGRITY:
-			return errors.New("wrong password")
-		case errorcode.KDC_ERR_C_PRINCIPAL_UNKNOWN:
-			return errors.New("unknown user")
-		}
-		return err
-	}
-	if strings.Contains(err.Error(), "Networking_Error") || strings.Contains(err.Error(), "failed to communicate with KDC") {
+	var kerr krberror.Krberror
+	if errors.As(err, &kerr) && kerr.RootCause == krberror.NetworkingError {
 		return errors.Join(errKDCUnreachable, err)
 	}
-	// gokrb5 reports a wrong password without pre-authentication as a
-	// reply it cannot decrypt.
 	return err
 }
 
