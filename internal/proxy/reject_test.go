@@ -250,6 +250,29 @@ func refusalRows() []refusalRow {
 			p, logs := refusalFrontEnd(t, okBackend(t), plainVP+"    authentication_method: jwt\n    jwt: {public_key: "+jwtKeyPEM(t)+"}\n", nil)
 			return p, logs, clientRequest("GET", "/vp/hub/", "Authorization", "Bearer not.a.token")
 		}},
+		{"garbage Negotiate token", 400, "invalid Negotiate token", func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
+			return simple(windowsVP(t, false), "GET", "/vp/hub/", "Authorization", "Negotiate Z2FyYmFnZQ==")(t)
+		}},
+		{"Negotiate leading with NTLM", 401, "send a Kerberos token", func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
+			return simple(windowsVP(t, false), "GET", "/vp/hub/", "Authorization", spnegoOffering(t, ntlmNegotiateMessage, oidNTLM, oidKRB5))(t)
+		}},
+		{"NTLM token", 403, "NTLM is not supported", func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
+			return simple(windowsVP(t, false), "GET", "/vp/hub/", "Authorization", "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==")(t)
+		}},
+		{"forms login without a KDC", 404, "no forms login", func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
+			return simple(windowsVP(t, false), "GET", "/vp/internal_forms_authentication/")(t)
+		}},
+		{"forms login body too large", 400, "invalid login form", func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
+			p, logs, r := simple(windowsVP(t, true), "POST", "/vp/internal_forms_authentication/", "Content-Type", "application/x-www-form-urlencoded")(t)
+			r.Body, r.ContentLength = io.NopCloser(strings.NewReader(bigForm)), int64(len(bigForm))
+			return p, logs, r
+		}},
+		{"PUT to the forms login", 405, "method not allowed", func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
+			return simple(windowsVP(t, true), "PUT", "/vp/internal_forms_authentication/")(t)
+		}},
+		{"no Negotiate token, not a navigation", 401, "not authenticated", func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
+			return simple(windowsVP(t, true), "POST", "/vp/hub/")(t)
+		}},
 		{"store full", 429, "session store full", func(t *testing.T) (*Proxy, *refusalLog, *http.Request) {
 			store := session.NewMemory(session.WithMaxSessions(1))
 			t.Cleanup(func() { store.Close() })
