@@ -190,7 +190,7 @@ virtual_proxies:
 	})
 	o := &openqps{
 		Server: srv, Backend: be, Clock: clock, LoginURI: loginModuleURI, t: t,
-		API: qpsapi.NewClientHTTP("https://"+srv.APIAddr, &http.Client{Timeout: 30 * time.Second, Transport: validatingTransport(t,
+		API: qpsapi.NewClientHTTP("https://"+srv.APIAddr, &http.Client{Timeout: 30 * time.Second, Transport: validatingTransport(t, srv.APIAddr,
 			&http.Transport{TLSClientConfig: srv.Certs.ClientTLS(), MaxIdleConnsPerHost: 16, ForceAttemptHTTP2: true})}),
 	}
 	// Runs before the shutdown above: an idle HTTP/2 connection would
@@ -222,7 +222,7 @@ func (o *openqps) browser(t *testing.T) *http.Client {
 // client certificates (none: no certificate).
 func (o *openqps) apiClient(certs ...tls.Certificate) *http.Client {
 	return &http.Client{
-		Transport: validatingTransport(o.t, &http.Transport{TLSClientConfig: &tls.Config{RootCAs: o.Certs.CAPool, Certificates: certs}}),
+		Transport: validatingTransport(o.t, o.APIAddr, &http.Transport{TLSClientConfig: &tls.Config{RootCAs: o.Certs.CAPool, Certificates: certs}}),
 		Timeout:   10 * time.Second,
 	}
 }
