@@ -195,8 +195,9 @@ func TestWindowsDevicePatternChoosesTheLogin(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != "Negotiate" {
 		t.Fatalf("Windows browser: %d WWW-Authenticate %q, want 401 Negotiate", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
-	if !strings.Contains(body, "sign in with your password at /win/internal_forms_authentication/?target=") {
-		t.Errorf("the challenge page does not offer the forms login: %.400q", body)
+	if !strings.Contains(body, "sign in with your password at /win/internal_forms_authentication/?target=") ||
+		!strings.Contains(body, `<a href="/win/internal_forms_authentication/?target=`) {
+		t.Errorf("the challenge page does not offer (and link to) the forms login: %.600q", body)
 	}
 	resp, _ = get(t, b, o.frontURL("/win/hub/?x=1"), "User-Agent", iPhoneUA, "Accept", "text/html")
 	loc := resp.Header.Get("Location")

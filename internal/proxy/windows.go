@@ -192,6 +192,9 @@ func (p *Proxy) negotiateRefusal(rq *request, status int, msg, detail string) ve
 		detail += "; or sign in with your password at " + p.formsLoginURL(rq)
 	}
 	v := refusal(status, msg, detail)
+	if hasFormsLogin(rq.vp) {
+		v.retry = p.formsLoginURL(rq)
+	}
 	if status == http.StatusUnauthorized {
 		v.challenge = negotiateReject
 	}
@@ -206,10 +209,12 @@ func (p *Proxy) ntlmRefusal(rq *request) verdict {
 		"To log in with Kerberos, open the site by the host name of that service principal (not by IP address or another alias), from a computer joined to the domain, " +
 		"with the site in the browser's Intranet zone (Chrome, Edge: --auth-server-allowlist; Firefox: network.negotiate-auth.trusted-uris); an administrator checks the name with setspn -Q " +
 		rq.vp.cfg.Auth.Windows.ServicePrincipal
+	v := refusal(http.StatusForbidden, "NTLM is not supported", detail)
 	if hasFormsLogin(rq.vp) {
-		detail += ". Or sign in with your password at " + p.formsLoginURL(rq)
+		v.reason += ". Or sign in with your password at " + p.formsLoginURL(rq)
+		v.retry = p.formsLoginURL(rq)
 	}
-	return refusal(http.StatusForbidden, "NTLM is not supported", detail)
+	return v
 }
 
 // windowsChallenge is the verdict for a request nobody vouched for:
@@ -231,6 +236,9 @@ func (p *Proxy) windowsChallenge(rq *request) verdict {
 		detail += "; or sign in with your password at " + p.formsLoginURL(rq)
 	}
 	v := refusal(http.StatusUnauthorized, "not authenticated", detail)
+	if hasFormsLogin(vp) {
+		v.retry = p.formsLoginURL(rq) // the page links to it
+	}
 	v.challenge = "Negotiate"
 	return v
 }
