@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/beevik/etree"
 	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/openqps/openqps/internal/pki"
 )
 
 // AuthSAML is the authentication method of SAML virtual proxies.
@@ -160,7 +161,7 @@ func (v *validator) samlAuth(at string, vp *VirtualProxy) {
 	}
 	var signer *x509.Certificate
 	if s.IdPMetadataCertificate != "" {
-		certs, err := readPEMCertificates(s.IdPMetadataCertificate)
+		certs, err := pki.ReadCertificates(s.IdPMetadataCertificate)
 		if err != nil {
 			v.fail(at+".idp_metadata_certificate", err.Error())
 			return
@@ -346,31 +347,4 @@ func CheckPlainXML(data []byte) error {
 		}
 		first = false
 	}
-}
-
-func readPEMCertificates(path string) ([]*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, errors.Unwrap(err))
-	}
-	var certs []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("%s holds no PEM CERTIFICATE block", path)
-	}
-	return certs, nil
 }

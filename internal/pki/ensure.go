@@ -180,7 +180,7 @@ func (d *certDir) ensureCA() error {
 		d.cas, d.caKey = []*x509.Certificate{cert}, key
 		return nil
 	}
-	if d.cas, err = readCerts(d.path(rootFile)); err != nil {
+	if d.cas, err = ReadCertificates(d.path(rootFile)); err != nil {
 		return err
 	}
 	keyFound, err := exists(d.caKeyPath())

@@ -22,7 +22,7 @@ func Load(caFile, certFile, keyFile string) (*Bundle, error) {
 	if caFile == "" || certFile == "" || keyFile == "" {
 		return nil, errors.New("load certificates: give a CA file, a server certificate file and its key file")
 	}
-	cas, err := readCerts(caFile)
+	cas, err := ReadCertificates(caFile)
 	if err != nil {
 		return nil, err
 	}
@@ -38,7 +38,7 @@ func Load(caFile, certFile, keyFile string) (*Bundle, error) {
 // (client.pem, client_key.pem) and the CA to verify the server with
 // (root.pem).
 func LoadClient(dir string) (cert tls.Certificate, roots *x509.CertPool, err error) {
-	cas, err := readCerts(filepath.Join(dir, rootFile))
+	cas, err := ReadCertificates(filepath.Join(dir, rootFile))
 	if err != nil {
 		return tls.Certificate{}, nil, err
 	}
@@ -49,9 +49,9 @@ func LoadClient(dir string) (cert tls.Certificate, roots *x509.CertPool, err err
 	return cert, poolOf(cas), nil
 }
 
-// readCerts reads the PEM certificates in file, in order; there must be at
-// least one.
-func readCerts(file string) ([]*x509.Certificate, error) {
+// ReadCertificates reads the PEM certificates in file, in order; there
+// must be at least one. Blocks of other types are skipped.
+func ReadCertificates(file string) ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
@@ -131,7 +131,7 @@ func parseKey(block *pem.Block) (crypto.Signer, error) {
 // readKeyPair reads a certificate chain and the private key of its first
 // certificate.
 func readKeyPair(certFile, keyFile string) (tls.Certificate, error) {
-	certs, err := readCerts(certFile)
+	certs, err := ReadCertificates(certFile)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
