@@ -126,8 +126,12 @@ func rawBackend(t *testing.T, fn func(net.Conn)) string {
 func TestUpstreamRetriesWhenIdleConnectionWasClosed(t *testing.T) {
 	forEachKind(t, func(t *testing.T, kind Kind) {
 		var n atomic.Int32
+		// closed tells the test that the back end has closed a connection
+		// it answered: only then is the close there to be seen, and a
+		// request sent before it would race the back end's reset.
+		closed := make(chan struct{}, 16)
 		url := rawBackend(t, func(c net.Conn) {
-			defer c.Close()
+			defer func() { c.Close(); closed <- struct{}{} }()
 			br := bufio.NewReader(c)
 			req, err := http.ReadRequest(br)
 			if err != nil {
@@ -145,6 +149,7 @@ func TestUpstreamRetriesWhenIdleConnectionWasClosed(t *testing.T) {
 			if _, body := get(t, u, "GET", url+"/", nil); body != "ok" {
 				t.Fatalf("GET %d: %q", i, body)
 			}
+			waitClosedConn(t, closed)
 			if kind == NetHTTP {
 				// net/http finds a closed idle connection only once its
 				// reader goroutine ran, and retries no request with a
@@ -166,6 +171,7 @@ func TestUpstreamRetriesWhenIdleConnectionWasClosed(t *testing.T) {
 			if _, body := get(t, u, "POST", url+"/", strings.NewReader("x")); body != "ok" {
 				t.Fatalf("POST %d: %q", i, body)
 			}
+			waitClosedConn(t, closed)
 		}
 		if kind == OpenQPS && n.Load() != 6 {
 			t.Errorf("back end answered %d requests, want 6", n.Load())
@@ -575,5 +581,15 @@ func BenchmarkIdleCheck(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// waitClosedConn waits until the back end has closed a connection.
+func waitClosedConn(t *testing.T, closed <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the back end did not close its connection within 10s")
 	}
 }
